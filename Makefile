@@ -1,0 +1,34 @@
+# Quick start: `make run` (set up + start the assistant), `make test` (set up + run the tests).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip -q
+
+.PHONY: install install-test run test eval bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0   # the CPU build, before anything that depends on torch
+	$(PIP) install -e '.[st,test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian's Chromium drives the browser tests (Playwright's own download does not work offline).
+install-test: install
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+run: install
+	$(VENV)/bin/duty-assistant ui
+
+test: install-test
+	$(PY) -m pytest -q
+
+eval: install
+	$(VENV)/bin/duty-assistant eval --split test
+
+bench: install
+	$(PY) benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) var reports artifacts

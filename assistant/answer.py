@@ -1,0 +1,152 @@
+"""Extractive answers: short Chinese text composed from the retrieved items, every item cited.
+
+Nothing here invents content: each sentence is built from an item's own fields, and the
+answer cites exactly the items the retrieval selected.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from assistant.items import DutyItem, ListKind
+from assistant.query import Intent
+from assistant.retrieve import Retrieval
+
+ABSTAIN_TEXT = "现有履职事项清单中没有找到与这个问题相关的事项，无法依据清单回答。"
+STEPS_SHOWN = 4  # per duty column in a short answer; the full item is one click / command away
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[DutyItem] = field(default_factory=list)
+    abstained: bool = False
+    related: list[DutyItem] = field(default_factory=list)
+    retrieval: Retrieval | None = None
+    generator: str = "extractive"
+    invalid_citations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. "LLM unreachable, extractive answer shown"
+    timings: dict[str, float] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The `ask --json` contract: keep these keys stable."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "citations": [citation_json(item) for item in self.citations],
+            "abstained": self.abstained,
+            "generator": self.generator,
+            "invalid_citations": self.invalid_citations,
+        }
+
+
+def citation_json(item: DutyItem) -> dict:
+    return {"town": item.town, "county": item.county, "list": item.list.value, "number": item.number, "title": item.title}
+
+
+def compose(question: str, retrieval: Retrieval) -> Answer:
+    """The offline answer for a retrieval result."""
+    query = retrieval.query
+    if retrieval.abstained:
+        text = ABSTAIN_TEXT if query.intent is Intent.SINGLE else f"{ABSTAIN_TEXT}（{retrieval.note}）"
+        return Answer(question, text, abstained=True, related=retrieval.related, retrieval=retrieval)
+    if query.intent is Intent.COMPARE:
+        text = _comparison(retrieval)
+    elif retrieval.complete and query.intent is not Intent.LOOKUP:
+        text = _set_summary(retrieval)
+    else:
+        text = "\n\n".join(describe(item) for item in retrieval.cited)
+        if retrieval.note:
+            text = f"{retrieval.note}：\n\n{text}"
+    return Answer(question, text, citations=list(retrieval.cited), related=retrieval.related, retrieval=retrieval)
+
+
+def describe(item: DutyItem, steps: int = STEPS_SHOWN) -> str:
+    """What the township must do for one item, and who else is involved."""
+    head = f"{item.citation}「{item.title}」"
+    if item.list is ListKind.BASIC:
+        return f"{head}属于{item.town}基本履职事项（{item.category}），由乡镇自己负责。"
+    if item.list is ListKind.COORDINATED:
+        lead = "、".join(item.departments)
+        text = f"{head}属于{item.town}配合履职事项，由{lead}牵头，乡镇配合。乡镇要做的：{_steps(item.township_duties, steps)}"
+        if item.department_duties:
+            text += f"\n上级部门负责：{_steps(item.department_duties, steps)}"
+        return text
+    receivers = "、".join(r.department for r in item.receivers if r.department) or "上级部门"
+    handling = "；".join(r.handling for r in item.receivers if r.handling)
+    text = f"{head}已列入{item.town}上级部门收回事项，不再由乡镇承担，现由{receivers}负责。"
+    if handling:
+        text += f"工作方式：{_clip(handling, 120)}"
+    return text
+
+
+def _steps(steps: tuple[str, ...], limit: int) -> str:
+    shown = [f"{i}.{s}" for i, s in enumerate(steps[:limit], 1)]
+    more = f"（另有{len(steps) - limit}项，见事项全文）" if len(steps) > limit else ""
+    return "；".join(shown) + more
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _scope(retrieval: Retrieval) -> str:
+    query = retrieval.query
+    parts = []
+    towns = sorted({i.town for i in retrieval.cited}, key=lambda t: [i.town for i in retrieval.cited].index(t))
+    parts.append("、".join(query.towns or towns))
+    if query.lists:
+        parts.append("、".join(k.label.removesuffix("清单") for k in query.lists))
+    if query.categories:
+        parts.append("“" + "、".join(query.categories) + "”类")
+    if query.departments:
+        parts.append("涉及" + "、".join(query.departments))
+    if query.topic and retrieval.hits:
+        parts.append(f"与“{query.topic}”相关")
+    return "，".join(p for p in parts if p)
+
+
+def _set_summary(retrieval: Retrieval) -> str:
+    """One summary line with the computed count, then every item grouped by township and list."""
+    items = retrieval.cited
+    summary = f"{_scope(retrieval)}的事项共{len(items)}项。"
+    if retrieval.note:
+        summary += f"（{retrieval.note}）"
+    groups: dict[tuple[str, ListKind], list[DutyItem]] = defaultdict(list)
+    for item in items:
+        groups[(item.town, item.list)].append(item)
+    lines = [summary]
+    for (town, kind), group in groups.items():
+        lines.append(f"\n{town}·{kind.label.removesuffix('清单')}（{len(group)}项）：")
+        lines.extend(f"- {item.citation}{item.title}{_who(item)}" for item in group)
+    return "\n".join(lines)
+
+
+def _who(item: DutyItem) -> str:
+    departments = item.involved_departments
+    if not departments:
+        return ""
+    label = "牵头" if item.list is ListKind.COORDINATED else "承接"
+    return f"（{label}：{'、'.join(departments)}）"
+
+
+def _comparison(retrieval: Retrieval) -> str:
+    lines = []
+    total = len(retrieval.cited)
+    for town, items in retrieval.only.items():
+        others = [t for t in retrieval.only if t != town] or ["另一镇"]
+        lines.append(f"{town}有而{'、'.join(others)}没有的事项共{len(items)}项：")
+        lines.extend(f"- {item.citation}{item.title}" for item in items)
+    if retrieval.pairs:
+        label = "两镇都有的事项" if retrieval.query.compare_mode == "both" else "两镇都有但内容不同的事项"
+        lines.append(f"{label}共{len(retrieval.pairs)}对：")
+        for pair in retrieval.pairs:
+            diff = f"（{'、'.join(pair.differences)}）" if pair.differences else ""
+            lines.append(f"- {pair.left.citation}{pair.left.title} ↔ {pair.right.citation}{pair.right.title}{diff}")
+    if not total:
+        lines.append("按事项名称对齐后没有发现差异。")
+    lines.append(f"（{retrieval.note}）")
+    return "\n".join(lines)

@@ -1,0 +1,236 @@
+"""Query understanding: what a question asks for and which filters it names.
+
+The vocabulary (townships, counties, categories, departments) comes from the loaded items,
+so a new township's names work without code changes. Intents are recognised from a small
+table of cue words; an ambiguous question stays a single-item question answered by hybrid
+retrieval rather than a guess at a set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from assistant.departments import department_key, surface_forms
+from assistant.items import DutyItem, ListKind
+
+
+class Intent(str, Enum):
+    SINGLE = "single"  # which item is about X
+    LOOKUP = "lookup"  # 第N项
+    ENUMERATE = "enumerate"  # 列出 / 哪些 / 所有
+    COUNT = "count"  # 多少 / 几项
+    COMPARE = "compare"  # 两个镇有什么不同
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    intent: Intent = Intent.SINGLE
+    towns: tuple[str, ...] = ()
+    counties: tuple[str, ...] = ()
+    lists: tuple[ListKind, ...] = ()
+    categories: tuple[str, ...] = ()
+    departments: tuple[str, ...] = ()  # department keys
+    number: int | None = None
+    topic: str = ""  # the question with every filter word removed: what an item must be about
+    search_text: str = ""  # the question without place names, for similarity search
+    compare_mode: str = ""  # for COMPARE: "only" (one side lacks) / "both" / "diff"
+
+    @property
+    def has_filters(self) -> bool:
+        return bool(self.towns or self.counties or self.lists or self.categories or self.departments)
+
+
+LIST_WORDS: tuple[tuple[str, ListKind], ...] = (
+    ("上级部门收回", ListKind.WITHDRAWN),
+    ("收回事项", ListKind.WITHDRAWN),
+    ("收回清单", ListKind.WITHDRAWN),
+    ("收回的", ListKind.WITHDRAWN),
+    ("收回了", ListKind.WITHDRAWN),
+    ("被收回", ListKind.WITHDRAWN),
+    ("收回到", ListKind.WITHDRAWN),
+    ("收回", ListKind.WITHDRAWN),
+    ("上收", ListKind.WITHDRAWN),
+    ("配合履职", ListKind.COORDINATED),
+    ("配合事项", ListKind.COORDINATED),
+    ("配合清单", ListKind.COORDINATED),
+    ("配合", ListKind.COORDINATED),
+    ("协助", ListKind.COORDINATED),
+    ("基本履职", ListKind.BASIC),
+    ("基本事项", ListKind.BASIC),
+    ("基本清单", ListKind.BASIC),
+    ("基本职责", ListKind.BASIC),
+)
+
+# (intent, cue pattern): the first matching row wins, after 第N项 (LOOKUP) and comparison.
+# Cues are specific on purpose: "电话是多少" is no count, "镇上要管哪些" no enumeration.
+INTENT_CUES: tuple[tuple[Intent, re.Pattern], ...] = (
+    (Intent.COUNT, re.compile(r"(?:多少|几)\s*(?:项|条|个|件|类)|多少(?:事项|事)|数量|总数|总共有|一共有")),
+    (
+        Intent.ENUMERATE,
+        re.compile(
+            r"列出|列举|罗列|所有|全部|一览|汇总|哪些(?:事项|事|工作|职责|项)|有哪些|哪几项|哪几个|哪几条"
+            r"|都有什么|都有啥|都有哪|包括哪些|包括什么|清单里有什么"
+        ),
+    ),
+)
+COMPARE_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|都有|共同|相同|一样|比较|对比|多出|少了|多了")
+# Words that frame a set question without narrowing it: removed before looking for a topic.
+FRAME_WORDS = re.compile(
+    r"涉及|有关|相关|关于|方面|承接|负责|交给|交由|划给|归口|对接|需要|需|要|配合|协助|收回|牵头|部门|单位|"
+    r"列出|列举|罗列|所有|全部|一览|汇总|哪些|哪几|有什么|都有|包括|多少|几项|几条|几个|几件|数量|总数|总共|一共|共有|"
+    r"事项|清单|履职|职责|工作|项目|的|了|有|是|里|中|给|被|在|和|与|及|还|都|共|项|条|个|件|类|我们|咱们|镇|乡|县"
+)
+BOTH_TOWNS = re.compile(r"两个?镇|两乡|两个乡|两地|各镇|两个乡镇|两镇")
+
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_NUMBER = re.compile(r"(?:第|序号\s*|编号\s*)([0-9０-９]+|[零〇一二两三四五六七八九十百]+)\s*(?:项|条|号|个)?|([0-9]+)\s*号事项")
+
+
+def chinese_number(text: str) -> int | None:
+    """'22', '二十二', '一百零九' → int."""
+    text = text.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
+    if text.isdigit():
+        return int(text)
+    total, current = 0, 0
+    for char in text:
+        if char in _CN_DIGITS:
+            current = _CN_DIGITS[char]
+        elif char == "十":
+            total += (current or 1) * 10
+            current = 0
+        elif char == "百":
+            total += (current or 1) * 100
+            current = 0
+        else:
+            return None
+    return total + current
+
+
+@dataclass
+class Catalog:
+    """The names a question can use, built from the loaded items."""
+
+    towns: dict[str, str] = field(default_factory=dict)  # surface → town
+    counties: dict[str, str] = field(default_factory=dict)  # surface → county
+    categories: dict[str, str] = field(default_factory=dict)  # surface → category
+    departments: dict[str, str] = field(default_factory=dict)  # surface → key
+    places: tuple[str, ...] = ()
+
+    @classmethod
+    def from_items(cls, items: Iterable[DutyItem]) -> Catalog:
+        items = list(items)
+        places = tuple(sorted({p for i in items for p in (i.county, i.prefecture) if p} | _short_prefectures(items)))
+        catalog = cls(places=places)
+        for item in items:
+            for surface in _short_forms(item.town, ("镇", "乡", "街道", "苏木")):
+                catalog.towns.setdefault(surface, item.town)
+            for surface in _short_forms(item.county, ("县", "市", "区", "旗")):
+                catalog.counties.setdefault(surface, item.county)
+            catalog.categories.setdefault(item.category, item.category)
+        for category in list(catalog.categories):
+            for part in re.split(r"及|和|与", category):
+                if len(part) >= 2 and part != category:
+                    catalog.categories.setdefault(part + "类", category)
+        keys = {department_key(d, places) for i in items for d in i.involved_departments}
+        catalog.departments = surface_forms(keys)
+        return catalog
+
+    def department_key(self, name: str) -> str:
+        return department_key(name, self.places)
+
+
+def _short_forms(name: str, suffixes: tuple[str, ...]) -> list[str]:
+    forms = [name]
+    for suffix in suffixes:
+        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
+            forms.append(name[: -len(suffix)])
+    return forms
+
+
+def _short_prefectures(items: list[DutyItem]) -> set[str]:
+    """昌吉回族自治州 is also written 昌吉州."""
+    return {re.sub(r"^(.{2}).*自治州$", r"\1州", i.prefecture) for i in items if i.prefecture.endswith("自治州")}
+
+
+def _find(text: str, vocabulary: dict[str, str]) -> tuple[list[str], str]:
+    """Longest-first matches of vocabulary surfaces; returns values in order and the text with them blanked."""
+    found: list[tuple[int, str]] = []
+    for surface in sorted(vocabulary, key=len, reverse=True):
+        start = text.find(surface)
+        while start != -1:
+            found.append((start, vocabulary[surface]))
+            text = text[:start] + " " * len(surface) + text[start + len(surface) :]
+            start = text.find(surface, start + len(surface))
+    values = list(dict.fromkeys(v for _, v in sorted(found)))
+    return values, text
+
+
+def understand(question: str, catalog: Catalog) -> Query:
+    """Extract intent and filters from a question."""
+    text = re.sub(r"\s+", " ", question).strip()
+    rest = text
+    categories, rest = _find(rest, {k: v for k, v in catalog.categories.items() if k.endswith("类")})
+    departments, rest = _find(rest, catalog.departments)
+    towns, rest = _find(rest, catalog.towns)
+    counties, rest = _find(rest, catalog.counties)
+    search_text = re.sub(r"\s+", " ", _find(text, {**catalog.towns, **catalog.counties})[1]).strip()
+    more_categories, rest = _find(rest, catalog.categories)
+    categories += [c for c in more_categories if c not in categories]
+    lists: list[ListKind] = []
+    for word, kind in LIST_WORDS:
+        if word in rest:
+            if kind not in lists:
+                lists.append(kind)
+            rest = rest.replace(word, " ")
+    number = None
+    match = _NUMBER.search(rest)
+    if match:
+        number = chinese_number(match.group(1) or match.group(2))
+        rest = rest[: match.start()] + " " + rest[match.end() :]
+
+    intent, compare_mode = _intent(text, towns, number)
+    topic = re.sub(r"\s+", " ", FRAME_WORDS.sub(" ", _QUESTION_MARKS.sub(" ", rest))).strip()
+    if intent is Intent.SINGLE and (lists or departments or categories) and _only_scaffolding(rest):
+        intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
+    return Query(
+        text=text,
+        intent=intent,
+        towns=tuple(towns),
+        counties=tuple(counties),
+        lists=tuple(lists),
+        categories=tuple(categories),
+        departments=tuple(departments),
+        number=number,
+        topic=topic if intent in (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE) else re.sub(r"\s+", " ", rest).strip(),
+        search_text=search_text,
+        compare_mode=compare_mode,
+    )
+
+
+def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, str]:
+    if number is not None and not re.search(r"多少|几项", text):
+        return Intent.LOOKUP, ""
+    if COMPARE_CUES.search(text) and (len(towns) >= 2 or BOTH_TOWNS.search(text)):
+        if re.search(r"没有|独有|特有|多出|少了|多了", text):
+            return Intent.COMPARE, "only"
+        if re.search(r"都有|共同|相同|一样", text):
+            return Intent.COMPARE, "both"
+        return Intent.COMPARE, "diff"
+    for intent, cue in INTENT_CUES:
+        if cue.search(text):
+            return intent, ""
+    return Intent.SINGLE, ""
+
+
+_QUESTION_MARKS = re.compile(r"[，。？！?!、：:；;,.]|吗|呢|吧|啊|呀|请问|一下|看看|查查|说说|讲讲|告诉我|介绍")
+_SCAFFOLDING = re.compile(
+    r"[的是有哪些什么吗呢吧啊呀了都和与及个项条件类事项清单内容列出看看查查一下请问我们镇里乡里上县本全部所有给说讲介绍\s，。？！?!、：:；;]"
+)
+
+
+def _only_scaffolding(rest: str) -> bool:
+    return not _SCAFFOLDING.sub("", rest)

