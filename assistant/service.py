@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from assistant.answer import Answer, compose
 from assistant.index import IndexMissing, KnowledgeBase, ingest, open_index
@@ -48,3 +48,14 @@ class Assistant:
         answer = compose(question, retrieval)
         answer.timings = {"retrieval": retrieval.seconds, "total": time.perf_counter() - started}
         return answer
+
+    def stream(
+        self, question: str, *, towns: Sequence[str] = (), lists: Sequence[ListKind | str] = ()
+    ) -> Iterator[str | Answer]:
+        """Text chunks as they are produced, then the finished `Answer` as the last element.
+
+        The extractive answer arrives as one chunk; the LLM path streams token by token.
+        """
+        answer = self.ask(question, towns=towns, lists=lists)
+        yield answer.text
+        yield answer
