@@ -141,10 +141,10 @@ def _comparison(retrieval: Retrieval) -> str:
         lines.append(f"{town}有而{'、'.join(others)}没有的事项共{len(items)}项：")
         lines.extend(f"- {item.citation}{item.title}" for item in items)
     if retrieval.pairs:
-        label = "两镇都有的事项" if retrieval.query.compare_mode == "both" else "两镇都有但内容不同的事项"
+        label = {"both": "两镇都有的事项", "topic": "两镇的对应事项"}.get(retrieval.query.compare_mode, "两镇都有但内容不同的事项")
         lines.append(f"{label}共{len(retrieval.pairs)}对：")
         for pair in retrieval.pairs:
-            diff = f"（{'、'.join(pair.differences)}）" if pair.differences else ""
+            diff = f"（{'、'.join(pair.differences)}）" if pair.differences else "（内容一致）"
             lines.append(f"- {pair.left.citation}{pair.left.title} ↔ {pair.right.citation}{pair.right.title}{diff}")
     if not total:
         lines.append("按事项名称对齐后没有发现差异。")

@@ -82,6 +82,7 @@ COMPARE_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|
 FRAME_WORDS = re.compile(
     r"涉及|有关|相关|关于|方面|承接|负责|交给|交由|划给|归口|对接|需要|需|要|配合|协助|收回|牵头|部门|单位|"
     r"列出|列举|罗列|所有|全部|一览|汇总|哪些|哪几|有什么|都有|包括|多少|几项|几条|几个|几件|数量|总数|总共|一共|共有|"
+    r"两个|两|各|区别|不同|差异|差别|一样|相同|共同|独有|特有|没有|比较|对比|多出|少了|而且|什么|哪个|哪|"
     r"事项|清单|履职|职责|工作|项目|的|了|有|是|里|中|给|被|在|和|与|及|还|都|共|项|条|个|件|类|我们|咱们|镇|乡|县"
 )
 BOTH_TOWNS = re.compile(r"两个?镇|两乡|两个乡|两地|各镇|两个乡镇|两镇")
@@ -192,7 +193,7 @@ def understand(question: str, catalog: Catalog) -> Query:
         number = chinese_number(match.group(1) or match.group(2))
         rest = rest[: match.start()] + " " + rest[match.end() :]
 
-    intent, compare_mode = _intent(text, towns, number)
+    intent, compare_mode = _intent(text, re.sub(r"\s+", "", rest), towns, number)
     topic = re.sub(r"\s+", " ", FRAME_WORDS.sub(" ", _QUESTION_MARKS.sub(" ", rest))).strip()
     if intent is Intent.SINGLE and (lists or departments or categories) and _only_scaffolding(rest):
         intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
@@ -211,7 +212,8 @@ def understand(question: str, catalog: Catalog) -> Query:
     )
 
 
-def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, str]:
+def _intent(text: str, rest: str, towns: list[str], number: int | None) -> tuple[Intent, str]:
+    """Cues are read on the question without its filter words ('哪些配合事项' → '哪些事项')."""
     if number is not None and not re.search(r"多少|几项", text):
         return Intent.LOOKUP, ""
     if COMPARE_CUES.search(text) and (len(towns) >= 2 or BOTH_TOWNS.search(text)):
@@ -221,7 +223,7 @@ def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, st
             return Intent.COMPARE, "both"
         return Intent.COMPARE, "diff"
     for intent, cue in INTENT_CUES:
-        if cue.search(text):
+        if cue.search(rest):
             return intent, ""
     return Intent.SINGLE, ""
 

@@ -220,6 +220,10 @@ class Retriever:
             result.note = result.note or "没有符合条件的事项"
         return result
 
+    def _topic_mask(self, topic: str) -> np.ndarray:
+        terms = key_terms(topic)
+        return np.array([sum(t in text for t in terms) / len(terms) >= self.settings.min_overlap for text in self.texts])
+
     def _topic_hits(self, query: Query, mask: np.ndarray) -> list[Hit]:
         """Recall-oriented keyword match: items containing the topic's terms, ranked."""
         terms = key_terms(query.topic)
@@ -244,18 +248,26 @@ class Retriever:
         left, right = towns[:2]
         lacking = _lacking_town(query.text, (left, right))
         mask = self._mask(replace(query, towns=(left, right)), structured=True)
+        topical = _has_topic(query.topic)
+        if topical:
+            mask &= self._topic_mask(query.topic)
         pairs, only = align(
             [i for k, i in enumerate(self.items) if mask[k] and i.town == left],
             [i for k, i in enumerate(self.items) if mask[k] and i.town == right],
             self.catalog,
         )
+        if topical and query.compare_mode == "diff":
+            query = replace(query, compare_mode="topic")
+            result.query = query
         if query.compare_mode == "only":
             sides = [t for t in (left, right) if t != lacking] if lacking else [left, right]
             result.only = {t: only[t] for t in sides}
             result.cited = [item for t in sides for item in only[t]]
-        elif query.compare_mode == "both":
+        elif query.compare_mode in ("both", "topic"):  # "topic": how one duty differs, shown pair by pair
             result.pairs = pairs
-            result.cited = [item for pair in pairs for item in (pair.left, pair.right)]
+            result.only = {t: items for t, items in only.items() if items} if query.compare_mode == "topic" else {}
+            result.cited = [item for items in result.only.values() for item in items]
+            result.cited += [item for pair in pairs for item in (pair.left, pair.right)]
         else:
             result.only = only
             result.pairs = [p for p in pairs if p.differences]
@@ -323,9 +335,13 @@ def _differences(a: DutyItem, b: DutyItem, similarity: float, catalog: Catalog) 
     keys_a = {catalog.department_key(d) for d in a.involved_departments}
     keys_b = {catalog.department_key(d) for d in b.involved_departments}
     if keys_a != keys_b:
-        found.append("牵头部门不同" if a.list is ListKind.COORDINATED else "承接部门不同")
+        role = "牵头部门" if a.list is ListKind.COORDINATED else "承接部门"
+        found.append(
+            f"{role}不同：{a.town}为{'、'.join(a.involved_departments)}，{b.town}为{'、'.join(b.involved_departments)}"
+        )
     if similarity < 0.9:
         found.append("事项名称表述不同")
-    if a.township_duties and b.township_duties and bigram_similarity("".join(a.township_duties), "".join(b.township_duties)) < 0.6:
-        found.append("乡镇配合职责不同")
+    if a.township_duties and b.township_duties:
+        if bigram_similarity("".join(a.township_duties), "".join(b.township_duties)) < 0.6:
+            found.append("乡镇配合职责不同")
     return tuple(found)

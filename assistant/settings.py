@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     # Relevance gate, calibrated on the dev questions for the default embedder:
     # relevance = dense_weight * (cosine - dense_center) + ln(1 + bm25) must reach min_relevance.
     dense_center: float = 0.88
-    dense_weight: float = 75.0
-    min_relevance: float = Field(default=2.3, description="Below this an item is not relevant enough to cite.")
+    dense_weight: float = 40.0
+    min_relevance: float = Field(default=2.5, description="Below this an item is not relevant enough to cite.")
     min_overlap: float = Field(default=0.5, description="Share of a topic's key terms an item must contain to join a set.")
     relative_cutoff: float = Field(default=0.75, description="Cite further items scoring at least this share of the best.")
 
