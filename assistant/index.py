@@ -239,6 +239,8 @@ def _apply(
     report.removed = sum(id_ not in new_items for id_ in old_items)
     report.unchanged = len(new_items) - report.added - report.changed
 
+    if not new_items:
+        return  # nothing parsed: an empty index would serve nobody, keep what there is
     if compatible and not (report.added or report.changed or report.removed):
         report.generation = old_folder.name
         return

@@ -99,12 +99,11 @@ def parse_rows(rows: Iterable[Row], source: str) -> Document:
 
     for row in rows:
         cells = [c.strip() for c in row.cells]
-        while cells and not cells[-1]:
-            cells.pop()
-        if not cells:
+        if not any(cells):
             continue
         first = cells[0]
         if first.replace(" ", "") == _HEADER_FIRST:
+            cells = _trim(cells)
             if pending_title is not None or not sections:
                 sections.append(_Section.start(cells, pending_title, source, row.where))
                 pending_title = None
@@ -114,6 +113,7 @@ def parse_rows(rows: Iterable[Row], source: str) -> Document:
         if first.isdigit() and sections and pending_title is None:
             sections[-1].rows.append((cells, row.where))
             continue
+        cells = _trim(cells)
         text = "".join(cells) if len(cells) == 1 else None
         if text is None:
             continue  # table-of-contents lines and other tabular noise outside a table
@@ -170,6 +170,7 @@ class _Section:
     def items(self, town: str, county: str, prefecture: str, source: str, warnings: list[str]) -> list[DutyItem]:
         items = []
         for expected, (cells, where) in enumerate(self.rows, 1):
+            cells = _trim(cells, keep=self.columns)
             if len(cells) != self.columns:
                 raise ParseError(
                     source, where, f"{self.kind.label} row has {len(cells)} columns, expected {self.columns}"
@@ -204,6 +205,14 @@ class _Section:
         if not items:
             raise ParseError(source, self.where, f"{self.kind.label} has no items")
         return items
+
+
+def _trim(cells: list[str], keep: int = 1) -> list[str]:
+    """Drop trailing empty cells (stray tabs), keeping at least `keep`."""
+    cells = list(cells)
+    while len(cells) > keep and not cells[-1]:
+        cells.pop()
+    return cells
 
 
 def _kind_from_header(header: Sequence[str]) -> ListKind | None:

@@ -72,7 +72,7 @@ INTENT_CUES: tuple[tuple[Intent, re.Pattern], ...] = (
     (
         Intent.ENUMERATE,
         re.compile(
-            r"列出|列举|罗列|所有|全部|一览|汇总|哪些(?:事项|事|工作|职责|项)|有哪些|哪几项|哪几个|哪几条"
+            r"列出|列举|罗列|所有|全部|一览|汇总|哪些.{0,8}?(?:事项|事|工作|职责|项)|有哪些|哪几项|哪几个|哪几条"
             r"|都有什么|都有啥|都有哪|包括哪些|包括什么|清单里有什么"
         ),
     ),
@@ -193,7 +193,7 @@ def understand(question: str, catalog: Catalog) -> Query:
         number = chinese_number(match.group(1) or match.group(2))
         rest = rest[: match.start()] + " " + rest[match.end() :]
 
-    intent, compare_mode = _intent(text, re.sub(r"\s+", "", rest), towns, number)
+    intent, compare_mode = _intent(text, towns, number)
     topic = re.sub(r"\s+", " ", FRAME_WORDS.sub(" ", _QUESTION_MARKS.sub(" ", rest))).strip()
     if intent is Intent.SINGLE and (lists or departments or categories) and _only_scaffolding(rest):
         intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
@@ -212,8 +212,7 @@ def understand(question: str, catalog: Catalog) -> Query:
     )
 
 
-def _intent(text: str, rest: str, towns: list[str], number: int | None) -> tuple[Intent, str]:
-    """Cues are read on the question without its filter words ('哪些配合事项' → '哪些事项')."""
+def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, str]:
     if number is not None and not re.search(r"多少|几项", text):
         return Intent.LOOKUP, ""
     if COMPARE_CUES.search(text) and (len(towns) >= 2 or BOTH_TOWNS.search(text)):
@@ -223,7 +222,7 @@ def _intent(text: str, rest: str, towns: list[str], number: int | None) -> tuple
             return Intent.COMPARE, "both"
         return Intent.COMPARE, "diff"
     for intent, cue in INTENT_CUES:
-        if cue.search(rest):
+        if cue.search(text):
             return intent, ""
     return Intent.SINGLE, ""
 

@@ -1,0 +1,124 @@
+"""Retrieval behaviour; gold sets are computed here from the parsed records, independently."""
+
+import pytest
+
+from assistant.items import ListKind
+from assistant.query import Catalog
+
+
+def ids(items):
+    return [i.id for i in items]
+
+
+def gold(items, **where):
+    """Items whose fields equal the given values, in document order."""
+    return [i.id for i in items if all(getattr(i, k) == v for k, v in where.items())]
+
+
+def test_number_is_an_exact_lookup(assistant):
+    result = assistant.retrieve("二工镇配合履职事项第22项是什么")
+    assert ids(result.cited) == ["二工镇:coordinated:22"] and not result.hits
+
+
+def test_number_without_list_returns_each_list(assistant):
+    result = assistant.retrieve("半截沟镇第30项")
+    assert ids(result.cited) == ["半截沟镇:basic:30", "半截沟镇:coordinated:30", "半截沟镇:withdrawn:30"]
+    assert "未指明清单" in result.note
+
+
+def test_number_beyond_the_list_abstains(assistant):
+    result = assistant.retrieve("二工镇收回事项第31项")
+    assert result.abstained and not result.cited and "第31项" in result.note
+
+
+def test_colloquial_question_finds_the_item(assistant):
+    result = assistant.retrieve("二工镇村里有人私自宰羊，镇里该做什么？")
+    assert ids(result.cited)[0] == "二工镇:coordinated:22"
+
+
+def test_question_without_township_cites_each_townships_item(assistant):
+    result = assistant.retrieve("出具婚姻状况证明还归镇里吗？")
+    assert set(ids(result.cited)) == {"二工镇:withdrawn:1", "半截沟镇:withdrawn:2"}
+
+
+def test_named_township_restricts_citations(assistant):
+    result = assistant.retrieve("半截沟镇出具婚姻状况证明还归镇里吗？")
+    assert ids(result.cited) == ["半截沟镇:withdrawn:2"]
+
+
+@pytest.mark.parametrize("question", ["明天天气怎么样？", "怎么在网上买火车票？", "现在房贷利率是多少？"])
+def test_out_of_scope_abstains_with_related_items_uncited(assistant, question):
+    result = assistant.retrieve(question)
+    assert result.abstained and not result.cited
+    assert all(item.id not in ids(result.cited) for item in result.related)
+
+
+def test_ui_filters_narrow_the_search(assistant):
+    result = assistant.retrieve("出具婚姻状况证明", towns=["二工镇"], lists=["withdrawn"])
+    assert ids(result.cited) == ["二工镇:withdrawn:1"]
+
+
+# -- complete sets -------------------------------------------------------------------------
+
+
+def test_category_enumeration_is_complete(assistant, items):
+    result = assistant.retrieve("列出二工镇所有应急管理及消防类事项")
+    assert result.complete
+    assert ids(result.cited) == gold(items, town="二工镇", category="应急管理及消防")
+    assert len(result.cited) > assistant.settings.top_k
+
+
+@pytest.mark.parametrize("town, kind", [("二工镇", ListKind.COORDINATED), ("半截沟镇", ListKind.WITHDRAWN), ("半截沟镇", ListKind.BASIC)])
+def test_counts_are_computed(assistant, items, town, kind):
+    result = assistant.retrieve(f"{town}有多少项{kind.label.removesuffix('清单')}？")
+    assert len(result.cited) == len(gold(items, town=town, list=kind))
+
+
+def test_department_view_matches_lead_and_receiving_departments(assistant, items):
+    catalog = Catalog.from_items(items)
+    expected = [
+        i.id for i in items
+        if "水利局" in {catalog.department_key(d) for d in i.involved_departments}
+    ]
+    result = assistant.retrieve("涉及县水利局的事项有哪些")
+    assert ids(result.cited) == expected
+    assert {i.list for i in result.cited} == {ListKind.COORDINATED, ListKind.WITHDRAWN}
+    assert "承接部门" in result.note
+
+
+@pytest.mark.parametrize("short", ["文旅局", "县文化体育广播电视台和旅游局", "文化体育广播电视和旅游局"])
+def test_department_spelling_variants_give_one_set(assistant, items, short):
+    expected = [
+        i.id for i in items
+        if i.town == "二工镇" and i.list is ListKind.COORDINATED
+        and any("文化体育广播电视" in d for d in i.departments)
+    ]
+    result = assistant.retrieve(f"二工镇要配合{short}的事项有哪些")
+    assert ids(result.cited) == expected and len(expected) == 8
+
+
+def test_withdrawn_to_department(assistant, items):
+    expected = [i.id for i in items if i.list is ListKind.WITHDRAWN and any("民政局" in d for d in i.receiver_departments)]
+    assert ids(assistant.retrieve("收回到县民政局的事项").cited) == expected
+
+
+def test_keyword_scoped_enumeration_uses_item_text(assistant, items):
+    result = assistant.retrieve("哪些事项涉及养犬")
+    expected = {i.id for i in items if "养犬" in i.title + "".join(i.department_duties + i.township_duties)}
+    assert expected and set(ids(result.cited)) == expected
+
+
+def test_comparison_reports_items_one_township_lacks(assistant):
+    result = assistant.retrieve("二工镇有哪些配合履职事项是半截沟镇没有的？")
+    assert list(result.only) == ["二工镇"]
+    assert all(i.town == "二工镇" and i.list is ListKind.COORDINATED for i in result.cited)
+    titles = [i.title for i in result.cited]
+    assert any("铁路" in t for t in titles)
+
+
+def test_comparison_of_one_duty_names_the_different_departments(assistant):
+    result = assistant.retrieve("两个镇的科技特派员工作，对应的县级部门有什么不同？")
+    assert len(result.pairs) == 1
+    pair = result.pairs[0]
+    assert {pair.left.town, pair.right.town} == {"二工镇", "半截沟镇"}
+    assert any("牵头部门不同" in d for d in pair.differences)
