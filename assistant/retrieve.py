@@ -150,7 +150,7 @@ class Retriever:
         fused: dict[int, float] = {}
         k = self.settings.rrf_k
         for rank, id_ in enumerate(dense):
-            fused[self.position[id_]] = fused.get(self.position[id_], 0.0) + 1.0 / (k + rank + 1)
+            fused[self.position[id_]] = fused.get(self.position[id_], 0.0) + self.settings.dense_share / (k + rank + 1)
         for rank, i in enumerate(keyword_rank):
             fused[i] = fused.get(i, 0.0) + 1.0 / (k + rank + 1)
         terms = key_terms(text)
