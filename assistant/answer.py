@@ -76,10 +76,11 @@ def describe(item: DutyItem, steps: int = STEPS_SHOWN) -> str:
             text += f"\n上级部门负责：{_steps(item.department_duties, steps)}"
         return text
     receivers = "、".join(r.department for r in item.receivers if r.department) or "上级部门"
-    handling = "；".join(r.handling for r in item.receivers if r.handling)
     text = f"{head}已列入{item.town}上级部门收回事项，不再由乡镇承担，现由{receivers}负责。"
-    if handling:
-        text += f"工作方式：{_clip(handling, 120)}"
+    if len(item.receivers) == 1 and item.receivers[0].handling:
+        text += f"工作方式：{_clip(item.receivers[0].handling, 120)}"
+    elif len(item.receivers) > 1:
+        text += "工作方式：" + " ".join(f"{r.department}：{_clip(r.handling, 60)}" for r in item.receivers)
     return text
 
 
@@ -93,26 +94,28 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _scope(retrieval: Retrieval) -> str:
-    query = retrieval.query
-    parts = []
-    towns = sorted({i.town for i in retrieval.cited}, key=lambda t: [i.town for i in retrieval.cited].index(t))
-    parts.append("、".join(query.towns or towns))
-    if query.lists:
-        parts.append("、".join(k.label.removesuffix("清单") for k in query.lists))
+def _summary(retrieval: Retrieval) -> str:
+    """'二工镇配合履职事项中涉及水利局的共9项。' — what the set is, and its computed size."""
+    query, items = retrieval.query, retrieval.cited
+    towns = list(query.towns) or list(dict.fromkeys(i.town for i in items))
+    subject = "、".join(towns) if len(towns) <= 3 else f"{len(towns)}个乡镇"
+    lists = "、".join(k.label.removesuffix("清单") for k in query.lists) or "履职事项清单"
+    qualifiers = []
     if query.categories:
-        parts.append("“" + "、".join(query.categories) + "”类")
+        qualifiers.append("、".join(f"“{c}”类" for c in query.categories))
     if query.departments:
-        parts.append("涉及" + "、".join(query.departments))
+        qualifiers.append("涉及" + "、".join(query.departments))
     if query.topic and retrieval.hits:
-        parts.append(f"与“{query.topic}”相关")
-    return "，".join(p for p in parts if p)
+        qualifiers.append(f"与“{query.topic}”相关")
+    if qualifiers:
+        return f"{subject}{lists}中{'、'.join(qualifiers)}的事项共{len(items)}项。"
+    return f"{subject}{lists}共{len(items)}项。"
 
 
 def _set_summary(retrieval: Retrieval) -> str:
     """One summary line with the computed count, then every item grouped by township and list."""
     items = retrieval.cited
-    summary = f"{_scope(retrieval)}的事项共{len(items)}项。"
+    summary = _summary(retrieval)
     if retrieval.note:
         summary += f"（{retrieval.note}）"
     groups: dict[tuple[str, ListKind], list[DutyItem]] = defaultdict(list)
@@ -137,7 +140,7 @@ def _comparison(retrieval: Retrieval) -> str:
     lines = []
     total = len(retrieval.cited)
     for town, items in retrieval.only.items():
-        others = [t for t in retrieval.only if t != town] or ["另一镇"]
+        others = [t for t in retrieval.compared if t != town]
         lines.append(f"{town}有而{'、'.join(others)}没有的事项共{len(items)}项：")
         lines.extend(f"- {item.citation}{item.title}" for item in items)
     if retrieval.pairs:

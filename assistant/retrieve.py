@@ -55,6 +55,7 @@ class Retrieval:
     note: str = ""  # how a set was matched, or why nothing was found
     only: dict[str, list[DutyItem]] = field(default_factory=dict)  # comparison: town → items the other lacks
     pairs: list[Pair] = field(default_factory=list)  # comparison: aligned items
+    compared: tuple[str, ...] = ()  # comparison: the townships compared
     seconds: float = 0.0
 
     @property
@@ -246,6 +247,7 @@ class Retriever:
             result.note = "比较需要两个乡镇，目前只加载了一个" if len(self.kb.towns) < 2 else "请指明要比较的两个乡镇"
             return result
         left, right = towns[:2]
+        result.compared = (left, right)
         lacking = _lacking_town(query.text, (left, right))
         mask = self._mask(replace(query, towns=(left, right)), structured=True)
         topical = _has_topic(query.topic)
