@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q
 
-.PHONY: install install-test run test eval bench clean
+.PHONY: install install-test run test eval bench bench-scale clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,9 +14,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian's Chromium drives the browser tests (Playwright's own download does not work offline).
+# Debian's Chromium drives the browser tests (Playwright's own download does not work offline);
+# a Chinese font (WenQuanYi Micro Hei) lets the reader tests write real PDFs.
 install-test: install
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+	@fc-list :lang=zh | grep -q wqy-microhei || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fontconfig fonts-wqy-microhei >/dev/null)
 
 run: install
 	$(VENV)/bin/duty-assistant ui
@@ -29,6 +31,10 @@ eval: install
 
 bench: install
 	$(PY) benchmarks/bench_core.py
+
+# 2, 50 and 500 townships (synthetic, from the real lists); ~20 min on 2 cores.
+bench-scale: install
+	$(PY) benchmarks/bench_scale.py
 
 clean:
 	rm -rf $(VENV) var reports artifacts

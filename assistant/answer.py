@@ -50,6 +50,8 @@ def citation_json(item: DutyItem) -> dict:
 def compose(question: str, retrieval: Retrieval) -> Answer:
     """The offline answer for a retrieval result."""
     query = retrieval.query
+    if retrieval.refusal:
+        return Answer(question, retrieval.refusal, abstained=True, retrieval=retrieval)
     if retrieval.abstained:
         text = ABSTAIN_TEXT if query.intent is Intent.SINGLE else f"{ABSTAIN_TEXT}（{retrieval.note}）"
         return Answer(question, text, abstained=True, related=retrieval.related, retrieval=retrieval)

@@ -54,6 +54,10 @@ def ingest(
         except IngestLocked as exc:
             err.print(f"[red]无法导入：{exc}[/red]")
             raise typer.Exit(3) from None
+        except Exception as exc:  # e.g. the Chroma server is unreachable: the live index is untouched
+            logging.getLogger(__name__).debug("ingest failed", exc_info=True)
+            err.print(f"[red]导入失败，索引未改变：{exc}[/red]")
+            raise typer.Exit(2) from None
     for error in report.errors:
         err.print(f"[red]未导入 {error}[/red]")
     err.print(
@@ -70,12 +74,13 @@ def ask(
     json_output: Annotated[bool, typer.Option("--json", help="Machine interface: one JSON object per line.")] = False,
     town: Annotated[Optional[list[str]], typer.Option("--town", help="Only these townships.")] = None,
     list_kind: Annotated[Optional[list[str]], typer.Option("--list", help="basic / coordinated / withdrawn")] = None,
+    llm: Annotated[
+        Optional[bool], typer.Option("--llm/--no-llm", help="Force the language model on/off; default: on if configured.")
+    ] = None,
 ) -> None:
     """Answer a question from the duty lists, citing the items."""
-    from assistant.service import Assistant
-
     assistant = _open_assistant()
-    filters = {"towns": town or (), "lists": list_kind or ()}
+    filters = {"towns": town or (), "lists": list_kind or (), "use_llm": llm}
     if json_output:
         questions = (line.strip() for line in sys.stdin) if question == "-" else iter([question])
         for line in questions:
@@ -90,7 +95,7 @@ def ask(
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             sys.stdout.flush()
         return
-    print_answer(assistant.ask(question, **filters))
+    print_streamed(assistant.stream(question, **filters))
 
 
 def _open_assistant():
@@ -103,8 +108,18 @@ def _open_assistant():
         raise typer.Exit(2) from None
 
 
-def print_answer(answer: Answer) -> None:
-    out.print(answer.text)
+def print_streamed(parts) -> Answer:
+    """Show the text as it is generated, then the notes and sources; returns the Answer."""
+    for part in parts:
+        if isinstance(part, Answer):
+            out.print()
+            print_sources(part)
+            return part
+        out.print(part, end="", markup=False, highlight=False)
+    raise RuntimeError("the answer stream ended without an Answer")
+
+
+def print_sources(answer: Answer) -> None:
     for note in answer.notes:
         out.print(f"[yellow]注：{note}[/yellow]")
     if answer.citations:
@@ -127,6 +142,187 @@ def show(item_id: Annotated[str, typer.Argument(help="e.g. 二工镇:coordinated
         err.print(f"[red]没有事项 {item_id}[/red]")
         raise typer.Exit(1)
     out.print(item.full_text())
+
+
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="The earlier version of a township's list (any format).")],
+    new: Annotated[Path, typer.Argument(help="The newer version.")],
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Added / removed / changed / moved-to-withdrawn items between two versions of a list."""
+    from assistant.diff import diff_documents
+    from assistant.parsing import ParseError, parse_file
+
+    try:
+        changes = diff_documents(parse_file(old), parse_file(new))
+    except ParseError as exc:
+        err.print(f"[red]无法比较：{exc}[/red]")
+        raise typer.Exit(2) from None
+    if json_output:
+        sys.stdout.write(json.dumps(changes.to_json(), ensure_ascii=False) + "\n")
+        return
+    print_diff(changes)
+
+
+def print_diff(changes) -> None:
+    def label(item) -> str:
+        return f"{item.list.short}第{item.number}项"
+
+    out.print(
+        f"{changes.town}：新增 {len(changes.added)} 项，删除 {len(changes.removed)} 项，修改 {len(changes.changed)} 项，"
+        f"移入收回清单 {len(changes.withdrawn)} 项，其他清单间移动 {len(changes.moved) - len(changes.withdrawn)} 项，"
+        f"仅序号变化 {len(changes.renumbered)} 项，未变 {changes.unchanged} 项"
+    )
+    sections = [
+        ("新增", changes.added, lambda c: ("", label(c.new), c.new.title, "")),
+        ("删除", changes.removed, lambda c: (label(c.old), "", c.old.title, "")),
+        ("修改", changes.changed, lambda c: (label(c.old), label(c.new), c.new.title, "、".join(c.fields))),
+        ("移动（含移入收回清单）", changes.moved, lambda c: (label(c.old), label(c.new), c.new.title, "、".join(c.fields))),
+    ]
+    for title, found, row in sections:
+        if found:
+            table = Table("原", "新", "事项名称", "变化的栏目", title=f"{title}（{len(found)}项）")
+            for change in found:
+                table.add_row(*row(change))
+            out.print(table)
+
+
+@app.command()
+def ui(
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on; default: settings ui_host.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port; default: settings ui_port.")] = None,
+) -> None:
+    """Start the web app (builds the index on first use)."""
+    from ui.app import serve
+
+    serve(Settings(), host, port)
+
+
+feedback_app = typer.Typer(help="User feedback collected by the web app.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    eval_set: Annotated[
+        Optional[Path], typer.Option(help="Skip questions already in this eval set; default: eval/questions.jsonl.")
+    ] = None,
+) -> None:
+    """Downvoted or corrected answers as candidate eval questions (eval/questions.jsonl format)."""
+    from assistant.feedback import FeedbackLog, export, known_questions
+
+    settings = Settings()
+    result = export(FeedbackLog(settings.feedback_file), known_questions(eval_set))
+    for error in result.errors:
+        err.print(f"[yellow]跳过 {error}[/yellow]")
+    for record in result.incomplete:
+        comment = f"（意见：{record.comment}）" if record.comment else ""
+        err.print(f"未导出（差评但未注明应引用的事项）：{record.question}{comment}", markup=False)
+    lines = "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in result.questions)
+    if output:
+        output.write_text(lines, encoding="utf-8")
+    else:
+        sys.stdout.write(lines)
+    err.print(f"导出候选评测问题 {len(result.questions)} 条（来自 {settings.feedback_file}）")
+
+
+@app.command()
+def chat(
+    town: Annotated[Optional[list[str]], typer.Option("--town", help="Only these townships.")] = None,
+    list_kind: Annotated[Optional[list[str]], typer.Option("--list", help="basic / coordinated / withdrawn")] = None,
+    llm: Annotated[
+        Optional[bool], typer.Option("--llm/--no-llm", help="Force the language model on/off; default: on if configured.")
+    ] = None,
+) -> None:
+    """Multi-turn session: follow-ups such as "那半截沟镇呢？" refer to the earlier turns."""
+    from assistant.followup import Turn
+
+    assistant = _open_assistant()
+    filters = {"towns": town or (), "lists": list_kind or (), "use_llm": llm}
+    history: list[Turn] = []
+    err.print("履职助手：请输入问题，可以接着追问；空行、“退出”或 Ctrl-D 结束。")
+    while True:
+        try:
+            question = input("\n问：").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if question in ("", "退出", "exit", "quit"):
+            break
+        answer = print_streamed(assistant.stream(question, history=history, **filters))
+        history.append(Turn(question, answer))
+
+
+@app.command("llm-server")
+def llm_server(
+    model: Annotated[Path, typer.Option("--model", help="A GGUF model file.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+    context: Annotated[int, typer.Option(help="Context window in tokens.")] = 8192,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads; default: all cores.")] = None,
+    sha256: Annotated[Optional[str], typer.Option(help="Refuse to start unless the file has this sha256.")] = None,
+) -> None:
+    """Serve a local GGUF model as an OpenAI-compatible endpoint on 127.0.0.1 (opt-in, needs xllamacpp)."""
+    import time
+
+    from assistant.llm_server import LLMServerError, serve, sha256_of
+
+    try:
+        if sha256 and sha256_of(model) != sha256.strip().lower():
+            raise LLMServerError(f"{model}: sha256 与 {sha256} 不符，拒绝加载")
+        server = serve(model, port=port, context=context, threads=threads)
+    except LLMServerError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    err.print(
+        f"本地模型服务已启动：{server.url}\n"
+        f"在另一个终端设置 DUTY_LLM_BASE_URL={server.url} DUTY_LLM_MODEL={model.stem} 后使用 ask / chat / ui；"
+        "按 Ctrl-C 停止。"
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        err.print("模型服务已停止。")
+
+
+@app.command("eval")
+def eval_command(
+    split: Annotated[str, typer.Option(help="dev / test / all")] = "test",
+    generator: Annotated[str, typer.Option(help="extractive / llm")] = "extractive",
+    baseline: Annotated[
+        Optional[list[str]], typer.Option("--baseline", help="Also run: keyword / dense / naive-rag / all.")
+    ] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Show the change vs the last run (same split, generator).")] = False,
+    against: Annotated[
+        Optional[Path], typer.Option("--against", help="Compare with this saved report or baseline instead.")
+    ] = None,
+    tolerance: Annotated[
+        Optional[float], typer.Option(help="Exit 1 if a headline figure regressed by more than this vs the comparison.")
+    ] = None,
+    fail_under: Annotated[
+        Optional[list[str]], typer.Option("--fail-under", help="Exit 1 below a floor, e.g. citation_hit=0.95.")
+    ] = None,
+    reports_dir: Annotated[Optional[Path], typer.Option(help="Default: settings reports_dir (./reports).")] = None,
+    save_baseline: Annotated[
+        Optional[Path], typer.Option(help="Write ours' figures as a gate reference, e.g. eval/baseline.json.")
+    ] = None,
+    questions: Annotated[
+        Optional[Path], typer.Option(help="Another question file in the same format (default: eval/questions.jsonl).")
+    ] = None,
+) -> None:
+    """Run the graded questions through `ask`; per-kind table, reports under reports/, history, gate."""
+    from eval.command import Options, run
+
+    options = Options(
+        split=split, generator=generator, baselines=baseline or (), compare=compare, against=against,
+        tolerance=tolerance, fail_under=fail_under or (), reports_dir=reports_dir, save_baseline=save_baseline,
+    )
+    if questions:
+        options.questions = questions
+    code = run(options, out, err)
+    if code:
+        raise typer.Exit(code)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ Layout under `settings.index_dir`:
 An ingest copies the live generation, applies the changes (only new or changed items are
 embedded), and swaps CURRENT only when the copy is complete: a crash or a bad document
 leaves the previous generation serving.
+
+With `chroma_mode = "http"` the same generations live on a Chroma server that several
+instances share, and the folders above are only each instance's cache: see
+`assistant.shared_index`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -29,6 +34,7 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from filelock import FileLock, Timeout
 
+from assistant import shared_index
 from assistant.items import DutyItem, ListKind
 from assistant.keywords import KeywordIndex
 from assistant.parsing import Document, ParseError, parse_paths
@@ -154,8 +160,25 @@ class KnowledgeBase:
         )
         return [(id_, 1.0 - dist) for id_, dist in zip(result["ids"][0], result["distances"][0])]
 
+    def similarity(self, query_vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """Cosine similarity to given items (vectors are unit length), e.g. keyword-only candidates."""
+        if not ids:
+            return {}
+        stored = self.collection.get(ids=list(ids), include=["embeddings"])
+        return {id_: float(np.dot(query_vector, vector)) for id_, vector in zip(stored["ids"], stored["embeddings"])}
+
+
+def _shared(settings: Settings) -> bool:
+    return settings.chroma_mode == "http"
+
 
 def current_generation(settings: Settings) -> Path:
+    if _shared(settings):
+        generation = shared_index.live_generation(settings)
+        if generation is None:
+            raise IndexMissing(f"no index on the Chroma server {settings.chroma_host}:{settings.chroma_port}; "
+                               "run `duty-assistant ingest`")
+        return shared_index.materialize(settings, generation)
     pointer = settings.index_dir / "CURRENT"
     if not pointer.exists():
         raise IndexMissing(f"no index in {settings.index_dir}; run `duty-assistant ingest`")
@@ -188,16 +211,30 @@ def ingest(
     except Timeout:
         raise IngestLocked(f"another ingest is running on {settings.index_dir} (lock: {lock.lock_file})") from None
     try:
-        documents, errors = parse_paths(paths)
-        documents, conflicts = _unique_towns(documents)
-        report = IngestReport(documents=[d.source for d in documents], errors=errors + conflicts)
-        if replace and report.errors:
-            return report  # replacing would drop the failed documents' townships: change nothing
-        _apply(documents, settings, replace, embedder or make_embedder(settings), report, progress)
+        with _server_lease(settings):
+            documents, errors = parse_paths(paths)
+            documents, conflicts = _unique_towns(documents)
+            report = IngestReport(documents=[d.source for d in documents], errors=errors + conflicts)
+            if replace and report.errors:
+                return report  # replacing would drop the failed documents' townships: change nothing
+            _apply(documents, settings, replace, embedder or make_embedder(settings), report, progress)
     finally:
         lock.release()
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextmanager
+def _server_lease(settings: Settings) -> Iterator[None]:
+    """In server mode, the file lock guards this machine; the lease guards the server."""
+    if not _shared(settings):
+        yield
+        return
+    try:
+        with shared_index.lease(settings):
+            yield
+    except shared_index.LeaseHeld as exc:
+        raise IngestLocked(f"another ingest is running on the Chroma server: {exc}") from None
 
 
 def _unique_towns(documents: list[Document]) -> tuple[list[Document], list[ParseError]]:
@@ -255,6 +292,9 @@ def _apply(
         _swap(settings, generation)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
+        if _shared(settings):
+            with suppress(Exception):  # the server may be what failed; the original error matters
+                shared_index.remove_stale(settings, keep={f.name for f in (old_folder,) if f})
         raise
     report.generation = generation
     _remove_stale(settings, keep={folder, old_folder})
@@ -273,12 +313,17 @@ def _write_generation(
     progress: Progress | None,
 ) -> None:
     folder.mkdir(parents=True)
-    if copy_from is not None:
-        shutil.copytree(copy_from / "chroma", folder / "chroma")
-    client = chroma_client(settings, folder / "chroma")
-    collection = client.get_or_create_collection(
-        COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None
-    )
+    if _shared(settings):
+        collection_name = shared_index.collection_name(folder.name)
+        old = _load_manifest(copy_from)["collection"] if copy_from is not None else None
+        collection = shared_index.new_collection(settings, folder.name, old)
+    else:
+        collection_name = COLLECTION
+        if copy_from is not None:
+            shutil.copytree(copy_from / "chroma", folder / "chroma")
+        collection = chroma_client(settings, folder / "chroma").get_or_create_collection(
+            COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None
+        )
     if to_delete:
         collection.delete(ids=list(to_delete))
     batch = 64
@@ -294,10 +339,10 @@ def _write_generation(
         if progress:
             progress(start + len(chunk), len(to_embed))
     ordered = sorted(items.values(), key=_order)
-    KeywordIndex.build([i.id for i in ordered], [keyword_text(i) for i in ordered]).save(folder / "keywords")
     with open(folder / "items.jsonl", "w", encoding="utf-8") as out:
         for item in ordered:
             out.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+    _write_keywords(folder, ordered)
     sources = {d["town"]: d for d in (old_manifest or {}).get("documents", []) if d["town"] in {i.town for i in ordered}}
     for doc in documents:
         sources[doc.town] = {
@@ -306,15 +351,21 @@ def _write_generation(
         }
     manifest = {
         "format": FORMAT,
-        "collection": COLLECTION,
+        "collection": collection_name,
         "embedder": embedder.name,
         "built": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "items": len(ordered),
         "documents": sorted(sources.values(), key=lambda d: d["town"]),
     }
-    _write_atomic(folder / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
     if collection.count() != len(ordered):
         raise RuntimeError(f"index holds {collection.count()} vectors for {len(ordered)} items")
+    _write_atomic(folder / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
+    if _shared(settings):
+        shared_index.publish(settings, folder)
+
+
+def _write_keywords(folder: Path, items: Sequence[DutyItem]) -> None:
+    KeywordIndex.build([i.id for i in items], [keyword_text(i) for i in items]).save(folder / "keywords")
 
 
 def _order(item: DutyItem) -> tuple:
@@ -322,7 +373,10 @@ def _order(item: DutyItem) -> tuple:
 
 
 def _swap(settings: Settings, generation: str) -> None:
-    _write_atomic(settings.index_dir / "CURRENT", generation)
+    if _shared(settings):
+        shared_index.swap(settings, generation)
+    else:
+        _write_atomic(settings.index_dir / "CURRENT", generation)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -344,6 +398,9 @@ def _live_folder(settings: Settings) -> Path | None:
 
 def _remove_stale(settings: Settings, keep: set[Path | None]) -> None:
     """Drop generations no reader can be using: neither live nor the one just replaced."""
+    if _shared(settings):
+        shared_index.remove_stale(settings, keep={f.name for f in keep if f})
+        return
     for folder in settings.index_dir.glob("gen-*"):
         if folder not in keep:
             shutil.rmtree(folder, ignore_errors=True)
@@ -356,6 +413,10 @@ def _load_items(folder: Path) -> dict[str, DutyItem]:
 
 def _load_manifest(folder: Path) -> dict:
     return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+
+
+def items_from_jsonl(text: str) -> list[DutyItem]:
+    return [DutyItem.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
 
 
 def _read_lines(path: Path) -> list[str]:

@@ -264,7 +264,7 @@ def _places(titles: list[tuple[str, str | int]], cover: list[str], source: str) 
 
 _TAG_BREAK = re.compile(r"</?(?:p|br|li|ol|ul|div|tr)\b[^>]*>", re.I)
 _TAG = re.compile(r"<[^>]+>")
-_SPACE = re.compile(r"[ \t\u3000\xa0]+")
+_SPACE = re.compile(r"[ \t\r\u3000\xa0]+")
 
 
 def clean_text(cell: str) -> str:
@@ -367,7 +367,7 @@ _RECEIVER = re.compile(
 
 def split_receivers(cell: str) -> tuple[Receiver, ...]:
     """'吉木萨尔县民政局： 依据…' → Receiver(department, handling); one per department heading."""
-    text = clean_text(_TAG_BREAK.sub(" ", cell))
+    text = clean_text(_TAG_BREAK.sub(" ", cell).replace("\n", " "))
     matches = list(_RECEIVER.finditer(text))
     if not matches:
         return (Receiver(department="", handling=text),) if text else ()

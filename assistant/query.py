@@ -44,6 +44,7 @@ class Query:
         return bool(self.towns or self.counties or self.lists or self.categories or self.departments)
 
 
+# Plain substrings, longest first; a pattern (re) where a bare word is ambiguous (基本农田).
 LIST_WORDS: tuple[tuple[str, ListKind], ...] = (
     ("上级部门收回", ListKind.WITHDRAWN),
     ("收回事项", ListKind.WITHDRAWN),
@@ -63,12 +64,13 @@ LIST_WORDS: tuple[tuple[str, ListKind], ...] = (
     ("基本事项", ListKind.BASIC),
     ("基本清单", ListKind.BASIC),
     ("基本职责", ListKind.BASIC),
+    (r"基本(?=\s*第)", ListKind.BASIC),  # 二工镇基本第88项
 )
 
 # (intent, cue pattern): the first matching row wins, after 第N项 (LOOKUP) and comparison.
 # Cues are specific on purpose: "电话是多少" is no count, "镇上要管哪些" no enumeration.
 INTENT_CUES: tuple[tuple[Intent, re.Pattern], ...] = (
-    (Intent.COUNT, re.compile(r"(?:多少|几)\s*(?:项|条|个|件|类)|多少(?:事项|事)|数量|总数|总共有|一共有")),
+    (Intent.COUNT, re.compile(r"(?<!哪)(?:多少|几)\s*(?:项|条|个|件|类)|多少(?:事项|事)|数量|总数|总共有|一共有")),
     (
         Intent.ENUMERATE,
         re.compile(
@@ -82,7 +84,7 @@ COMPARE_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|
 FRAME_WORDS = re.compile(
     r"涉及|有关|相关|关于|方面|承接|负责|交给|交由|划给|归口|对接|需要|需|要|配合|协助|收回|牵头|部门|单位|"
     r"列出|列举|罗列|所有|全部|一览|汇总|哪些|哪几|有什么|都有|包括|多少|几项|几条|几个|几件|数量|总数|总共|一共|共有|"
-    r"两个|两|各|区别|不同|差异|差别|一样|相同|共同|独有|特有|没有|比较|对比|多出|少了|而且|什么|哪个|哪|"
+    r"两个|两|各自|各|分别|其中|区别|不同|差异|差别|一样|相同|共同|独有|特有|没有|比较|对比|多出|少了|而且|什么|哪个|哪|"
     r"事项|清单|履职|职责|工作|项目|的|了|有|是|里|中|给|被|在|和|与|及|还|都|共|项|条|个|件|类|我们|咱们|镇|乡|县"
 )
 BOTH_TOWNS = re.compile(r"两个?镇|两乡|两个乡|两地|各镇|两个乡镇|两镇")
@@ -132,6 +134,7 @@ class Catalog:
             for surface in _short_forms(item.county, ("县", "市", "区", "旗")):
                 catalog.counties.setdefault(surface, item.county)
             catalog.categories.setdefault(item.category, item.category)
+            catalog.categories.setdefault(item.category + "类", item.category)
         for category in list(catalog.categories):
             for part in re.split(r"及|和|与", category):
                 if len(part) >= 2 and part != category:
@@ -183,10 +186,10 @@ def understand(question: str, catalog: Catalog) -> Query:
     categories += [c for c in more_categories if c not in categories]
     lists: list[ListKind] = []
     for word, kind in LIST_WORDS:
-        if word in rest:
+        if re.search(word, rest):
             if kind not in lists:
                 lists.append(kind)
-            rest = rest.replace(word, " ")
+            rest = re.sub(word, " ", rest)
     number = None
     match = _NUMBER.search(rest)
     if match:
@@ -218,7 +221,7 @@ def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, st
     if COMPARE_CUES.search(text) and (len(towns) >= 2 or BOTH_TOWNS.search(text)):
         if re.search(r"没有|独有|特有|多出|少了|多了", text):
             return Intent.COMPARE, "only"
-        if re.search(r"都有|共同|相同|一样", text):
+        if re.search(r"都有|共同|(?<!不)相同|(?<!不)一样", text):
             return Intent.COMPARE, "both"
         return Intent.COMPARE, "diff"
     for intent, cue in INTENT_CUES:

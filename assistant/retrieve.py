@@ -55,6 +55,7 @@ class Retrieval:
     note: str = ""  # how a set was matched, or why nothing was found
     only: dict[str, list[DutyItem]] = field(default_factory=dict)  # comparison: town → items the other lacks
     pairs: list[Pair] = field(default_factory=list)  # comparison: aligned items
+    refusal: str = ""  # the question was not searched, and why (e.g. too long)
     compared: tuple[str, ...] = ()  # comparison: the townships compared
     seconds: float = 0.0
 
@@ -63,6 +64,9 @@ class Retrieval:
         """Nearest items that were not cited: shown as 'related', never cited."""
         cited = {item.id for item in self.cited}
         return [hit.item for hit in self.hits if hit.item.id not in cited][:3]
+
+
+_LIST_INDEX = {kind: k for k, kind in enumerate(ListKind)}
 
 
 class Retriever:
@@ -76,6 +80,16 @@ class Retriever:
         self.department_keys = [
             frozenset(self.catalog.department_key(d) for d in item.involved_departments) for item in self.items
         ]
+        # Per-item codes: filters are array operations, not a Python loop over 100k+ items.
+        self._town_code = {t: k for k, t in enumerate(dict.fromkeys(i.town for i in self.items))}
+        self._category_code = {c: k for k, c in enumerate(dict.fromkeys(i.category for i in self.items))}
+        self._town_of = np.array([self._town_code[i.town] for i in self.items], dtype=np.int32)
+        self._list_of = np.array([_LIST_INDEX[i.list] for i in self.items], dtype=np.int8)
+        self._category_of = np.array([self._category_code[i.category] for i in self.items], dtype=np.int32)
+        self._number_of = np.array([i.number for i in self.items], dtype=np.int64)
+        self._county_towns: dict[str, set[str]] = {}
+        for item in self.items:
+            self._county_towns.setdefault(item.county, set()).add(item.town)
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -84,6 +98,10 @@ class Retriever:
     ) -> Retrieval:
         """Answer-ready retrieval for a question; `towns` / `lists` narrow it (UI filters)."""
         started = time.perf_counter()
+        if len(question) > self.settings.max_question_chars:
+            limit = self.settings.max_question_chars
+            refusal = f"问题过长（{len(question)}字），请精简到{limit}字以内再问。"
+            return Retrieval(Query(text=question[:limit]), abstained=True, refusal=refusal)
         query = understand(question, self.catalog)
         if towns:
             query = replace(query, towns=tuple(t for t in towns if t in self.kb.towns) or query.towns)
@@ -103,8 +121,8 @@ class Retriever:
 
     def _towns(self, query: Query) -> set[str]:
         towns = set(query.towns)
-        if query.counties:
-            towns |= {i.town for i in self.items if i.county in query.counties}
+        for county in query.counties:
+            towns |= self._county_towns.get(county, set())
         return towns
 
     def _mask(self, query: Query, *, structured: bool = False) -> np.ndarray:
@@ -112,16 +130,22 @@ class Retriever:
         department too when `structured`)."""
         towns = self._towns(query)
         mask = np.ones(len(self.items), dtype=bool)
-        for i, item in enumerate(self.items):
-            if towns and item.town not in towns:
-                mask[i] = False
-            elif query.lists and item.list not in query.lists:
-                mask[i] = False
-            elif structured and query.categories and item.category not in query.categories:
-                mask[i] = False
-            elif structured and query.departments and not (self.department_keys[i] & set(query.departments)):
-                mask[i] = False
+        if towns:
+            mask &= np.isin(self._town_of, [self._town_code[t] for t in towns if t in self._town_code])
+        if query.lists:
+            mask &= np.isin(self._list_of, [_LIST_INDEX[k] for k in query.lists])
+        if structured and query.categories:
+            codes = [self._category_code[c] for c in query.categories if c in self._category_code]
+            mask &= np.isin(self._category_of, codes)
+        if structured and query.departments:
+            wanted = set(query.departments)
+            for i in np.flatnonzero(mask):
+                mask[i] = bool(self.department_keys[i] & wanted)
         return mask
+
+    def _items(self, mask: np.ndarray) -> list[DutyItem]:
+        """The items a mask selects, in index order."""
+        return [self.items[i] for i in np.flatnonzero(mask)]
 
     def _where(self, query: Query) -> dict | None:
         clauses = []
@@ -154,6 +178,8 @@ class Retriever:
             fused[self.position[id_]] = fused.get(self.position[id_], 0.0) + self.settings.dense_share / (k + rank + 1)
         for rank, i in enumerate(keyword_rank):
             fused[i] = fused.get(i, 0.0) + 1.0 / (k + rank + 1)
+        # keyword-only candidates get their real cosine, so the relevance gate weighs both signals
+        dense.update(self.kb.similarity(vector, [self.items[i].id for i in fused if self.items[i].id not in dense]))
         terms = key_terms(text)
         hits = []
         for i, score in fused.items():
@@ -191,7 +217,7 @@ class Retriever:
 
     def lookup(self, query: Query) -> Retrieval:
         mask = self._mask(query)
-        cited = [item for i, item in enumerate(self.items) if mask[i] and item.number == query.number]
+        cited = self._items(mask & (self._number_of == query.number))
         result = Retrieval(query, cited=cited, complete=True)
         if not cited:
             result.abstained = True
@@ -213,17 +239,20 @@ class Retriever:
             notes.append(f"按关键词“{query.topic}”匹配事项名称和职责内容")
             result = Retrieval(query, cited=cited, hits=hits, complete=True)
         else:
-            cited = [item for i, item in enumerate(self.items) if mask[i]]
-            result = Retrieval(query, cited=cited, complete=True)
+            result = Retrieval(query, cited=self._items(mask), complete=True)
         result.note = "；".join(notes)
         if not result.cited:
             result.abstained = True
             result.note = result.note or "没有符合条件的事项"
         return result
 
-    def _topic_mask(self, topic: str) -> np.ndarray:
+    def _topic_mask(self, topic: str, within: np.ndarray) -> np.ndarray:
+        """Items within `within` that contain enough of the topic's terms."""
         terms = key_terms(topic)
-        return np.array([sum(t in text for t in terms) / len(terms) >= self.settings.min_overlap for text in self.texts])
+        mask = np.zeros(len(self.items), dtype=bool)
+        for i in np.flatnonzero(within):
+            mask[i] = sum(t in self.texts[i] for t in terms) / len(terms) >= self.settings.min_overlap
+        return mask
 
     def _topic_hits(self, query: Query, mask: np.ndarray) -> list[Hit]:
         """Recall-oriented keyword match: items containing the topic's terms, ranked."""
@@ -252,10 +281,10 @@ class Retriever:
         mask = self._mask(replace(query, towns=(left, right)), structured=True)
         topical = _has_topic(query.topic)
         if topical:
-            mask &= self._topic_mask(query.topic)
+            mask &= self._topic_mask(query.topic, mask)
         pairs, only = align(
-            [i for k, i in enumerate(self.items) if mask[k] and i.town == left],
-            [i for k, i in enumerate(self.items) if mask[k] and i.town == right],
+            self._items(mask & (self._town_of == self._town_code.get(left, -1))),
+            self._items(mask & (self._town_of == self._town_code.get(right, -1))),
             self.catalog,
         )
         if topical and query.compare_mode == "diff":

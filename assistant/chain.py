@@ -1,0 +1,339 @@
+"""LLM answers through a LangChain (LCEL) chain: grounded, cited, validated, streamed.
+
+    understand / rewrite the question → retrieve (the same retrieval as the offline path)
+    → pack whole items into a tiktoken budget → ChatOpenAI → check citation markers
+
+What the model may and may not decide:
+- it phrases the answer, and for single-item questions chooses which given items to cite;
+- it never adds an item: every cited id must be one of the items it was given;
+- for computed sets (enumerations, counts, comparisons) it only writes a short overview; the
+  count, the listed items and the citations are the computed ones;
+- when retrieval abstained it is not asked at all.
+Whenever the model is unreachable, slow or returns garbage, the user gets the extractive
+answer with a visible note instead of an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import RunnableLambda
+from langchain_openai import ChatOpenAI
+
+from assistant.answer import ABSTAIN_TEXT, Answer
+from assistant.citations import MARKER, CitationFilter, Checked
+from assistant.followup import Resolution, Turn
+from assistant.items import DutyItem, ListKind
+from assistant.query import Intent, chinese_number
+from assistant.retrieve import Retrieval
+from assistant.tokens import TokenCounter
+from prompts import Prompt, load
+
+if TYPE_CHECKING:
+    from assistant.service import Assistant
+
+log = logging.getLogger(__name__)
+
+NOTE_UNAVAILABLE = "语言模型暂不可用，以下为清单原文摘要"
+NOTE_NO_ROOM = "事项内容超出语言模型的篇幅限制，以下为清单原文摘要"
+NOTE_UNCITED = "语言模型的回答没有标注依据的事项，请以下列清单原文为准"
+NOTE_INVALID = "已删除回答中{}处不属于检索结果的引用"
+NOTE_INCONSISTENT = "语言模型的回答与清单计算结果不一致，以下为清单原文摘要"
+# Phrases with which the model says the given items do not answer the question.
+DECLINES = ("无法依据清单回答", "没有找到与这个问题相关", "清单没有涉及", "清单中没有涉及", "清单未涉及")
+REWRITE_RULES = frozenset({"scope", "carry", "continue"})  # heuristic rules a model may do better
+HISTORY_TURNS = 3
+REWRITE_MAX_CHARS = 200
+
+
+class ModelFailure(RuntimeError):
+    """The model's reply cannot be used; `note` tells the user why they see the extractive answer."""
+
+    def __init__(self, reason: str, note: str = NOTE_UNAVAILABLE):
+        super().__init__(reason)
+        self.note = note
+
+
+@dataclass
+class Packed:
+    """The items that fit the budget, highest ranked first, each whole."""
+
+    items: list[DutyItem]
+    context: str
+    tokens: int
+    omitted: int
+
+
+def pack(items: Sequence[DutyItem], budget: int, count: Callable[[str], int], render: Callable[[DutyItem], str]) -> Packed:
+    """Whole items in rank order until the next one would exceed the budget; never a cut item."""
+    blocks: list[str] = []
+    used = 0
+    for item in items:
+        block = render(item)
+        cost = count(block + "\n\n")
+        if used + cost > budget:
+            break
+        blocks.append(block)
+        used += cost
+    return Packed(list(items[: len(blocks)]), "\n\n".join(blocks), used, len(items) - len(blocks))
+
+
+@dataclass
+class Context:
+    """What flows through the chain."""
+
+    question: str
+    towns: tuple[str, ...] = ()
+    lists: tuple[ListKind | str, ...] = ()
+    history: tuple[Turn, ...] = ()
+    resolution: Resolution | None = None
+    retrieval: Retrieval | None = None
+    packed: Packed | None = None
+    mode: str = "items"  # "items": the model answers from the items; "set": it summarises a computed set
+
+
+class AnswerChain:
+    def __init__(self, assistant: Assistant):
+        settings = assistant.settings
+        self.assistant = assistant
+        self.settings = settings
+        self.count = TokenCounter(settings.llm_encoding, settings.tiktoken_dir)
+        self.model = ChatOpenAI(
+            base_url=settings.llm_base_url,
+            model=settings.llm_model,
+            api_key=settings.llm_api_key,
+            timeout=settings.llm_timeout,
+            max_retries=settings.llm_max_retries,
+            temperature=settings.llm_temperature,
+            max_tokens=settings.llm_max_tokens,
+            use_responses_api=False,
+        )
+        self.prompts: dict[str, Prompt] = {name: load(name) for name in ("answer", "summary", "followup")}
+        self.generators = {mode: self.prompts[name].chat_template() | self.model for mode, name in MODES.items()}
+        self.rewriter = self.prompts["followup"].chat_template() | self.model | StrOutputParser()
+        self.prepare = RunnableLambda(self._resolve) | RunnableLambda(self._retrieve) | RunnableLambda(self._pack)
+
+    # -- the chain's steps -------------------------------------------------------------------
+
+    def _resolve(self, ctx: Context) -> Context:
+        resolution = self.assistant.resolve(ctx.question, ctx.history)
+        if resolution.rule in REWRITE_RULES:
+            rewritten = self.rewrite(ctx.question, ctx.history)
+            if rewritten:
+                resolution = Resolution(ctx.question, rewritten, "llm", resolution.exclude)
+        ctx.resolution = resolution
+        return ctx
+
+    def _retrieve(self, ctx: Context) -> Context:
+        ctx.retrieval = self.assistant.retrieve_resolved(ctx.resolution, towns=ctx.towns, lists=ctx.lists)
+        return ctx
+
+    def _pack(self, ctx: Context) -> Context:
+        retrieval = ctx.retrieval
+        summarised = retrieval.complete and retrieval.query.intent is not Intent.LOOKUP
+        ctx.mode = "set" if summarised else "items"
+        render = _title_line if summarised else DutyItem.full_text
+        ctx.packed = pack(retrieval.cited, self.settings.llm_context_tokens, self.count, render)
+        return ctx
+
+    def rewrite(self, question: str, history: Sequence[Turn]) -> str | None:
+        """The model's self-contained version of a follow-up, or None (the rules then stand)."""
+        try:
+            reply = self.rewriter.invoke({"history": render_history(history), "question": question})
+        except Exception as exc:  # any failure: the rule-based resolution is used
+            log.warning("follow-up rewrite failed: %s: %s", type(exc).__name__, exc)
+            return None
+        line = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")
+        line = re.sub(r"^(?:改写后的问题|改写|问题)[:：]\s*", "", line).strip("\"'“”「」 ")
+        return line if 0 < len(line) <= REWRITE_MAX_CHARS else None
+
+    # -- running it --------------------------------------------------------------------------
+
+    def run(
+        self,
+        question: str,
+        *,
+        towns: Sequence[str] = (),
+        lists: Sequence[ListKind | str] = (),
+        history: Sequence[Turn] = (),
+        streaming: bool = True,
+    ) -> Iterator[str | Answer]:
+        """Text chunks, then the final Answer (see `Assistant.stream`)."""
+        started = time.perf_counter()
+        ctx = self.prepare.invoke(Context(question, tuple(towns), tuple(lists), tuple(history)))
+        extractive = self.assistant.extractive(question, ctx.retrieval, ctx.resolution)
+        timings = {"retrieval": ctx.retrieval.seconds}
+        if ctx.retrieval.abstained:
+            extractive.meta["llm_called"] = False
+            yield from _finish(extractive, timings, started)
+            return
+        if not ctx.packed.items:
+            extractive.notes.append(NOTE_NO_ROOM)
+            yield from _finish(extractive, timings, started)
+            return
+        answer = yield from self._generated(ctx, extractive, streaming, timings, started)
+        yield from _finish(answer, timings, started, streamed=answer.generator == "llm")
+
+    def _generated(
+        self, ctx: Context, extractive: Answer, streaming: bool, timings: dict, started: float
+    ) -> Generator[str, None, Answer]:
+        """Streams the checked model text; returns the validated answer, or the extractive one on failure."""
+        prompt = self.prompts[MODES[ctx.mode]]
+        variables = self._variables(ctx, extractive)
+        usage: dict = {}
+        checker = CitationFilter({item.id: item for item in ctx.packed.items})
+        emitted = False
+        try:
+            for piece in self._generate(ctx.mode, variables, streaming, usage):
+                timings.setdefault("first_token", time.perf_counter() - started)
+                delta = checker.feed(piece)
+                if delta:
+                    emitted = True
+                    yield delta
+            checked, tail = checker.finish()
+            answer = self._validated(ctx, checked, extractive)
+            if tail:
+                yield tail
+            if ctx.mode == "set":
+                yield "\n\n" + extractive.text
+        except Exception as exc:  # the user gets the extractive answer, never an error
+            log.warning("LLM answer failed: %s: %s", type(exc).__name__, exc)
+            answer = extractive
+            answer.notes.append(exc.note if isinstance(exc, ModelFailure) else NOTE_UNAVAILABLE)
+            answer.meta["llm_error"] = f"{type(exc).__name__}: {exc}"
+            if emitted:
+                yield f"\n\n（{answer.notes[-1]}）\n\n"
+        answer.meta.update(
+            prompt.meta,
+            model=self.settings.llm_model,
+            mode=ctx.mode,
+            packed=len(ctx.packed.items),
+            omitted=ctx.packed.omitted,
+            tokens={
+                "context": ctx.packed.tokens,
+                "prompt": self.count(prompt.system.format(**variables) + prompt.user.format(**variables)),
+                "completion": self.count(checker.raw),
+                **({"server": usage} if usage else {}),
+            },
+        )
+        answer.meta.setdefault("uncited_answer", False)
+        return answer
+
+    def _variables(self, ctx: Context, extractive: Answer) -> dict:
+        if ctx.mode == "set":
+            count = len(ctx.retrieval.cited)
+            return {
+                "scope": extractive.text.splitlines()[0],
+                "count": count,
+                "context": ctx.packed.context
+                + (f"\n（另有{ctx.packed.omitted}项未列出）" if ctx.packed.omitted else ""),
+                "question": ctx.resolution.question,
+            }
+        return {"abstain_text": ABSTAIN_TEXT, "context": ctx.packed.context, "question": ctx.resolution.question}
+
+    def _generate(self, mode: str, variables: dict, streaming: bool, usage: dict) -> Iterator[str]:
+        """The model's text as it arrives (one piece when not streaming)."""
+        runnable = self.generators[mode]
+        received = False
+        if streaming:
+            for chunk in runnable.stream(variables):
+                usage.update(chunk.usage_metadata or {})
+                text = _text(chunk.content)
+                if text:
+                    received = True
+                    yield text
+        else:
+            message = runnable.invoke(variables)
+            usage.update(message.usage_metadata or {})
+            text = _text(message.content)
+            received = bool(text.strip())
+            yield text
+        if not received:
+            raise ModelFailure("empty reply")
+
+    def _validated(self, ctx: Context, checked: Checked, extractive: Answer) -> Answer:
+        """The model's answer with its citations checked; raises ModelFailure to fall back."""
+        retrieval = ctx.retrieval
+        text = checked.text.strip()
+        if not text:
+            raise ModelFailure("the reply held nothing but citation markers")
+        declined = any(phrase in text for phrase in DECLINES) and not checked.cited
+        answer = Answer(
+            extractive.question, text, related=retrieval.related, retrieval=retrieval, generator="llm",
+            invalid_citations=checked.invalid, notes=list(extractive.notes), meta=dict(extractive.meta),
+        )
+        if checked.invalid:
+            answer.notes.append(NOTE_INVALID.format(len(checked.invalid)))
+        if ctx.mode == "set":
+            if declined or not _counts_agree(text, extractive.text):
+                raise ModelFailure("the overview contradicts the computed set", NOTE_INCONSISTENT)
+            answer.text = f"{text}\n\n{extractive.text}"
+            answer.citations = list(retrieval.cited)
+        elif declined:
+            if retrieval.complete:
+                raise ModelFailure("the model declined a computed lookup", NOTE_INCONSISTENT)
+            answer.abstained = True
+            answer.related = list(ctx.packed.items)[:3]
+        elif not checked.cited:
+            answer.citations = list(retrieval.cited if retrieval.complete else ctx.packed.items)
+            answer.notes.append(NOTE_UNCITED)
+            answer.meta["uncited_answer"] = True
+        else:
+            answer.citations = list(retrieval.cited) if retrieval.complete else checked.cited
+        return answer
+
+
+MODES = {"items": "answer", "set": "summary"}  # chain mode → prompt name
+
+
+def render_history(history: Sequence[Turn]) -> str:
+    """The last turns as the rewriting prompt shows them: questions and the items each answer cited."""
+    lines = []
+    for turn in list(history)[-HISTORY_TURNS:]:
+        lines.append(f"用户：{turn.question}")
+        if turn.answer is None:
+            continue
+        if turn.answer.abstained or not turn.answer.citations:
+            lines.append("助手：清单中没有找到相关事项。")
+        else:
+            cited = "；".join(f"{i}. {item.citation}{item.title}" for i, item in enumerate(turn.answer.citations[:8], 1))
+            lines.append(f"助手引用的事项：{cited}")
+    return "\n".join(lines)
+
+
+def _title_line(item: DutyItem) -> str:
+    """One line per item of a computed set: marker, title, and the departments involved."""
+    departments = "、".join(item.involved_departments)
+    return f"{item.citation}{item.title}" + (f"（{departments}）" if departments else "")
+
+
+def _text(content) -> str:
+    """Message content as text (some servers send a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p if isinstance(p, str) else p.get("text", "") for p in content if isinstance(p, (str, dict)))
+    raise ModelFailure(f"unexpected content type {type(content).__name__}")
+
+
+_COUNTED = re.compile(r"([0-9]+|[零一二两三四五六七八九十百]+)\s*(?:项|条|件|对)")
+
+
+def _counts_agree(summary: str, computed: str) -> bool:
+    """Every count the overview states must appear among the computed answer's counts."""
+    allowed = {chinese_number(n) for n in _COUNTED.findall(MARKER.sub("", computed))}
+    stated = {chinese_number(n) for n in _COUNTED.findall(MARKER.sub("", summary))}
+    return stated <= allowed
+
+
+def _finish(answer: Answer, timings: dict, started: float, *, streamed: bool = False) -> Iterator[str | Answer]:
+    answer.timings = {**timings, "total": time.perf_counter() - started}
+    if not streamed:
+        yield answer.text
+    yield answer
