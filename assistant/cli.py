@@ -19,6 +19,12 @@ from rich.table import Table
 from assistant.answer import Answer
 from assistant.settings import Settings
 
+TownOption = Annotated[Optional[list[str]], typer.Option("--town", help="Only these townships.")]
+ListOption = Annotated[Optional[list[str]], typer.Option("--list", help="basic / coordinated / withdrawn")]
+LlmOption = Annotated[
+    Optional[bool], typer.Option("--llm/--no-llm", help="Force the language model on/off; default: on if configured.")
+]
+
 app = typer.Typer(help="履职助手：依据乡镇履职事项清单回答问题，并注明出处。", no_args_is_help=True, add_completion=False)
 out = Console()
 err = Console(stderr=True)
@@ -72,11 +78,9 @@ def ingest(
 def ask(
     question: Annotated[str, typer.Argument(help="问题；with --json, '-' reads one question per stdin line.")],
     json_output: Annotated[bool, typer.Option("--json", help="Machine interface: one JSON object per line.")] = False,
-    town: Annotated[Optional[list[str]], typer.Option("--town", help="Only these townships.")] = None,
-    list_kind: Annotated[Optional[list[str]], typer.Option("--list", help="basic / coordinated / withdrawn")] = None,
-    llm: Annotated[
-        Optional[bool], typer.Option("--llm/--no-llm", help="Force the language model on/off; default: on if configured.")
-    ] = None,
+    town: TownOption = None,
+    list_kind: ListOption = None,
+    llm: LlmOption = None,
 ) -> None:
     """Answer a question from the duty lists, citing the items."""
     assistant = _open_assistant()
@@ -230,11 +234,9 @@ def feedback_export(
 
 @app.command()
 def chat(
-    town: Annotated[Optional[list[str]], typer.Option("--town", help="Only these townships.")] = None,
-    list_kind: Annotated[Optional[list[str]], typer.Option("--list", help="basic / coordinated / withdrawn")] = None,
-    llm: Annotated[
-        Optional[bool], typer.Option("--llm/--no-llm", help="Force the language model on/off; default: on if configured.")
-    ] = None,
+    town: TownOption = None,
+    list_kind: ListOption = None,
+    llm: LlmOption = None,
 ) -> None:
     """Multi-turn session: follow-ups such as "那半截沟镇呢？" refer to the earlier turns."""
     from assistant.followup import Turn
