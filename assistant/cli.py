@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -58,14 +59,14 @@ def ingest(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except IngestLocked as exc:
-            err.print(f"[red]无法导入：{exc}[/red]")
+            err.print(f"[red]无法导入：{escape(str(exc))}[/red]")
             raise typer.Exit(3) from None
         except Exception as exc:  # e.g. the Chroma server is unreachable: the live index is untouched
             logging.getLogger(__name__).debug("ingest failed", exc_info=True)
-            err.print(f"[red]导入失败，索引未改变：{exc}[/red]")
+            err.print(f"[red]导入失败，索引未改变：{escape(str(exc))}[/red]")
             raise typer.Exit(2) from None
     for error in report.errors:
-        err.print(f"[red]未导入 {error}[/red]")
+        err.print(f"[red]未导入 {escape(str(error))}[/red]")
     err.print(
         f"导入完成：新增 {report.added}，更新 {report.changed}，删除 {report.removed}，未变 {report.unchanged}；"
         f"嵌入 {report.embedded} 项，用时 {report.seconds:.1f} 秒。索引版本 {report.generation or '未改变'}"
@@ -108,7 +109,7 @@ def _open_assistant():
     try:
         return Assistant.open(Settings())
     except Exception as exc:
-        err.print(f"[red]无法打开索引：{exc}[/red]")
+        err.print(f"[red]无法打开索引：{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
 
 
@@ -143,7 +144,7 @@ def show(item_id: Annotated[str, typer.Argument(help="e.g. 二工镇:coordinated
     assistant = _open_assistant()
     item = assistant.kb.by_id.get(item_id)
     if item is None:
-        err.print(f"[red]没有事项 {item_id}[/red]")
+        err.print(f"[red]没有事项 {escape(item_id)}[/red]")
         raise typer.Exit(1)
     out.print(item.full_text())
 
@@ -161,7 +162,7 @@ def diff(
     try:
         changes = diff_documents(parse_file(old), parse_file(new))
     except ParseError as exc:
-        err.print(f"[red]无法比较：{exc}[/red]")
+        err.print(f"[red]无法比较：{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     if json_output:
         sys.stdout.write(json.dumps(changes.to_json(), ensure_ascii=False) + "\n")
@@ -188,7 +189,7 @@ def print_diff(changes) -> None:
         if found:
             table = Table("原", "新", "事项名称", "变化的栏目", title=f"{title}（{len(found)}项）")
             for change in found:
-                table.add_row(*row(change))
+                table.add_row(*map(escape, row(change)))
             out.print(table)
 
 

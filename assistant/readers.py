@@ -294,25 +294,22 @@ def _pdf_cell_text(chars: list[dict], bbox: tuple) -> str:
 
 
 def _join_continuations(rows: list[Row]) -> list[Row]:
-    """A row with an empty 序号 after a page break continues the previous page's last item."""
+    """A row with an empty 序号 after a page break continues the last numbered row before it
+    (past the repeated header row and any running page header)."""
     joined: list[Row] = []
     last_data: int | None = None
     for row in rows:
         cells = row.cells
-        if cells and _is_header(cells[0]):
-            joined.append(row)
-            continue
-        continues = (
+        if (
             last_data is not None and len(cells) > 1 and not cells[0].strip()
-            and len(cells) == len(joined[last_data].cells) and str(row.where).startswith("page")
-        )
-        if continues:
+            and len(cells) == len(joined[last_data].cells)
+        ):
             previous = joined[last_data]
-            merged = tuple(a + b for a, b in zip(previous.cells, cells))
-            joined[last_data] = Row(merged, previous.where)
+            joined[last_data] = Row(tuple(a + b for a, b in zip(previous.cells, cells)), previous.where)
             continue
         joined.append(row)
-        last_data = len(joined) - 1 if len(cells) > 1 and cells[0].strip().isdigit() else None
+        if len(cells) > 1 and cells[0].strip().isdigit():
+            last_data = len(joined) - 1
     return joined
 
 

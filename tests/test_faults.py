@@ -162,6 +162,7 @@ def _bad_files(folder: Path, real: dict[str, Path]) -> dict[str, tuple[Path, str
     put("gap.txt", text.replace("\n3\t", "\n4\t", 1).encode(), "out of order")
     put("short-row.txt", text.replace("\t党的建设\t", "\t", 1).encode(), "columns")
     put("old.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "save it as .docx")
+    put("清单[red]草稿[b].txt", b"\xff\xfe", "not UTF-8")  # terminal markup in a name is shown, not obeyed
     huge = folder / "huge.txt"
     with open(huge, "wb") as out:
         out.truncate(MAX_FILE_BYTES + 1)  # sparse: costs no disk
@@ -202,6 +203,7 @@ def test_an_ingest_of_good_and_bad_files_takes_the_good_ones(built_settings, tmp
     shutil.copy(CORPUS_DIR / "半截沟镇.txt", inbox)
     settings = _copy_home(built_settings, tmp_path / "home")
     result = CliRunner().invoke(app, ["ingest", str(inbox)], env={"DUTY_HOME": str(settings.home)})
+    assert isinstance(result.exception, SystemExit), result.exception  # ended by the command, not a crash
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     output = re.sub(r"\s+", "", result.output)  # rich wraps long lines, at a space or inside a path

@@ -79,7 +79,8 @@ def test_errors_name_the_place_in_the_files_own_terms(tmp_path, kind, where):
 
 @needs_font
 def test_a_row_broken_across_a_page_break_is_joined(tmp_path):
-    """Word splits a long row over two pages; the part on the second page has no 序号."""
+    """Word splits a long row over two pages; the part on the second page has no 序号 and
+    follows the page header and the repeated header row."""
     from fpdf import FPDF
 
     title = "基本履职事项清单第一项的事项名称很长，后半部分印在下一页上"
@@ -96,6 +97,8 @@ def test_a_row_broken_across_a_page_break_is_joined(tmp_path):
         pdf.add_page()
         if number == 0:
             pdf.cell(0, 8, "昌吉回族自治州吉木萨尔县二工镇基本履职事项清单", new_x="LMARGIN", new_y="NEXT")
+        else:
+            pdf.cell(0, 8, "二工镇履职事项清单（续）", new_x="LMARGIN", new_y="NEXT")  # a running page header
         with pdf.table(col_widths=(15, 30, 140), repeat_headings=1) as grid:
             for cells in (header, *rows):
                 grid.row(cells)
