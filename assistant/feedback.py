@@ -3,7 +3,8 @@
 Every thumbs click or correction appends one complete record; a later record with the same
 `id` supersedes an earlier one (a thumbs-down followed by a comment is one piece of
 feedback). Appends hold a file lock and are flushed and fsynced, so concurrent writers from
-several app workers never interleave lines.
+several app workers never interleave lines. Turning feedback into eval questions is the eval
+package's job (`eval.feedback`).
 """
 
 from __future__ import annotations
@@ -13,25 +14,15 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 from filelock import FileLock
 
-from assistant.answer import Answer
+from assistant.answering.answer import Answer
 
 Rating = Literal["up", "down"]
 
-# Eval-set kind for each query intent (see eval/README.md).
-KIND_BY_INTENT = {
-    "single": "single",
-    "lookup": "number",
-    "enumerate": "enumeration",
-    "count": "count",
-    "compare": "comparison",
-}
-SET_KINDS = {"enumeration", "count", "comparison"}
 
 
 @dataclass
@@ -124,86 +115,3 @@ def latest(records: Iterable[Feedback]) -> list[Feedback]:
         by_id.pop(record.id, None)
         by_id[record.id] = record
     return list(by_id.values())
-
-
-@dataclass
-class Export:
-    questions: list[dict]  # candidate eval questions, to review before adding to the eval set
-    incomplete: list[Feedback]  # downvoted without saying what was expected: no gold to export
-    errors: list[FeedbackError]
-
-
-def candidates(
-    records: Iterable[Feedback], known: Iterable[tuple[str, tuple[str, ...]]] = ()
-) -> tuple[list[dict], list[Feedback]]:
-    """Downvoted or corrected answers as eval questions (eval/questions.jsonl format), and the
-    downvotes that cannot become one because the user gave no expected outcome.
-
-    `known` holds (question, history) pairs already in the eval set; they are skipped, and so
-    are repeats (the latest feedback on a question wins).
-    """
-    seen = set(known)
-    chosen: dict[tuple[str, tuple[str, ...]], Feedback] = {}
-    for record in latest(records):
-        key = (record.question, tuple(record.history))
-        if key in seen or not (record.rating == "down" or record.corrected):
-            continue
-        chosen.pop(key, None)
-        chosen[key] = record
-    complete = [r for r in chosen.values() if r.expected or r.out_of_scope]
-    return [candidate(r) for r in complete], [r for r in chosen.values() if not (r.expected or r.out_of_scope)]
-
-
-def candidate(record: Feedback) -> dict:
-    """One eval question from a record that names its expected items (or says out of scope)."""
-    kind = _kind(record)
-    gold = [] if record.out_of_scope else list(dict.fromkeys(record.expected))
-    question = {"id": f"fb-{record.id[:12]}", "split": "dev", "kind": kind, "question": record.question}
-    if record.history:
-        question["history"] = list(record.history)
-    question |= {"gold": gold, "match": "all" if kind in SET_KINDS else "any", "facts": []}
-    if kind == "count":
-        question["count"] = len(gold)
-    question["note"] = _note(record)
-    return question
-
-
-def _kind(record: Feedback) -> str:
-    if record.out_of_scope:
-        return "out_of_scope"
-    if record.history:
-        return "follow_up"
-    kind = KIND_BY_INTENT.get(record.intent, "single")
-    if kind == "single" and all(":withdrawn:" in id_ for id_ in record.expected):
-        return "withdrawn"
-    return kind
-
-
-def _note(record: Feedback) -> str:
-    parts = [f"from feedback {record.id} ({record.time or 'no time'})"]
-    if record.rating:
-        parts.append("rated " + record.rating)
-    cited = ", ".join(record.citations) or ("abstained" if record.abstained else "nothing")
-    parts.append(f"the assistant cited: {cited}")
-    if record.comment:
-        parts.append(f"comment: {record.comment}")
-    return "; ".join(parts)
-
-
-def known_questions(path: Path | None = None) -> set[tuple[str, tuple[str, ...]]]:
-    """(question, history) of every question in the eval set (default: the packaged one)."""
-    source = Path(path) if path else Path(str(files("eval") / "questions.jsonl"))
-    if not source.exists():
-        return set()
-    known = set()
-    for line in source.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            data = json.loads(line)
-            known.add((data["question"], tuple(data.get("history", ()))))
-    return known
-
-
-def export(log: FeedbackLog, known: Iterable[tuple[str, tuple[str, ...]]] = ()) -> Export:
-    records, errors = log.read()
-    questions, incomplete = candidates(records, known)
-    return Export(questions, incomplete, errors)

@@ -11,16 +11,16 @@ from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from assistant.answer import Answer, compose
-from assistant.followup import Resolution, Turn, narrow
-from assistant.followup import resolve as resolve_followup
+from assistant.answering.answer import Answer, compose
+from assistant.answering.followup import Resolution, Turn, narrow
+from assistant.answering.followup import resolve as resolve_followup
 from assistant.index import IndexMissing, KnowledgeBase, ingest, open_index
 from assistant.items import ListKind
-from assistant.retrieve import Retrieval, Retriever
+from assistant.answering.retrieve import Retrieval, Retriever
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
-    from assistant.chain import AnswerChain
+    from assistant.answering.chain import AnswerChain
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,6 @@ class Assistant:
 
     @cached_property
     def chain(self) -> AnswerChain:
-        from assistant.chain import AnswerChain
+        from assistant.answering.chain import AnswerChain
 
         return AnswerChain(self)

@@ -24,7 +24,7 @@ QUESTIONS = ROOT / "eval" / "questions.jsonl"
 def cli(args: list[str], home: Path, stdin: str = "") -> tuple[float, subprocess.CompletedProcess]:
     env = {**os.environ, "DUTY_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "assistant.cli", *args], input=stdin, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "ui.cli", *args], input=stdin, capture_output=True,
                           text=True, env=env, check=True)
     return time.perf_counter() - started, done
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assistant.answer import Answer  # noqa: E402
+from assistant.answering.answer import Answer  # noqa: E402
 from assistant.index import ingest  # noqa: E402
 from assistant.service import Assistant  # noqa: E402
 from assistant.settings import CORPUS_DIR, Settings  # noqa: E402
@@ -150,7 +150,7 @@ def main() -> None:
             parser.error("--assemble needs --gguf (where to write the model)")
         assemble(args.assemble, args.gguf)
     if args.gguf:
-        from assistant.llm_server import serve
+        from ui.llm_server import serve
 
         started = time.perf_counter()
         server = serve(verified(args.gguf), port=args.port, context=max(4096, args.context_tokens * 3))

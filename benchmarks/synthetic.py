@@ -22,7 +22,7 @@ from pathlib import Path
 
 from assistant.index import dense_text
 from assistant.items import DutyItem, ListKind
-from assistant.parsing import Document, parse_file
+from assistant.ingest.parsing import Document, parse_file
 from assistant.settings import CORPUS_DIR
 
 PREFECTURE = "昌吉回族自治州"

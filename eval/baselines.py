@@ -29,13 +29,13 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from assistant.answer import Answer, compose
-from assistant.glossary import expand
+from assistant.answering.answer import Answer, compose
+from assistant.answering.glossary import expand
 from assistant.index import KnowledgeBase
 from assistant.items import ListKind, item_id
-from assistant.parsing import expand_paths
-from assistant.query import Intent, Query
-from assistant.retrieve import Hit, Retrieval, Retriever
+from assistant.ingest.parsing import expand_paths
+from assistant.answering.query import Intent, Query
+from assistant.answering.retrieve import Hit, Retrieval, Retriever
 from assistant.settings import Settings
 from embeddings.langchain import LangChainEmbeddings
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from assistant.items import DutyItem
-from assistant.parsing import parse_paths
+from assistant.ingest.parsing import parse_paths
 from assistant.settings import CORPUS_DIR
 from eval.questions import QUESTIONS_FILE, Question, QuestionError, load_questions
 

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Protocol
 
-from assistant.answer import Answer
-from assistant.followup import Turn
+from assistant.answering.answer import Answer
+from assistant.answering.followup import Turn
 from assistant.service import Assistant
 from eval.metrics import Outcome, Scored, score, summarize
 from eval.questions import Question

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.parsing import _lines, read_text
+from assistant.ingest.parsing import _lines, read_text
 
 
 @dataclass

@@ -1,4 +1,4 @@
-from assistant.answer import ABSTAIN_TEXT, compose, describe
+from assistant.answering.answer import ABSTAIN_TEXT, compose, describe
 
 
 def test_coordinated_answer_says_what_the_township_does_and_who_leads(assistant):

@@ -11,12 +11,12 @@ import sys
 
 import pytest
 
-from assistant.answer import Answer, compose
-from assistant.chain import NOTE_INCONSISTENT, NOTE_NO_ROOM, NOTE_UNAVAILABLE, NOTE_UNCITED, pack
-from assistant.citations import MARKER
-from assistant.followup import Turn
+from assistant.answering.answer import Answer, compose
+from assistant.answering.chain import NOTE_INCONSISTENT, NOTE_NO_ROOM, NOTE_UNAVAILABLE, NOTE_UNCITED, pack
+from assistant.answering.citations import MARKER
+from assistant.answering.followup import Turn
 from assistant.service import NOTE_NO_LLM, Assistant
-from assistant.tokens import TokenCounter
+from assistant.answering.tokens import TokenCounter
 from prompts import load
 from openai_stub import OpenAIStub, Reply, all_text, markers, user_text
 
@@ -278,7 +278,7 @@ def test_no_llm_flag_skips_a_configured_model(llm, stub):
 def run_cli(args: list[str], home, stdin: str = "", **env) -> subprocess.CompletedProcess:
     environment = {**os.environ, "DUTY_HOME": str(home), "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **env}
     return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", *args], input=stdin, capture_output=True, text=True, env=environment,
+        [sys.executable, "-m", "ui.cli", *args], input=stdin, capture_output=True, text=True, env=environment,
         timeout=300,
     )
 

@@ -13,7 +13,7 @@ import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
 
-from assistant import shared_index
+from assistant.index import server as shared_index
 from assistant.index import IngestLocked, ingest
 from assistant.service import Assistant
 from assistant.settings import CORPUS_DIR, Settings

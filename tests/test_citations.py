@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.citations import CitationFilter, check
+from assistant.answering.citations import CitationFilter, check
 from assistant.items import DutyItem, ListKind
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "assistant.cli"]
+CLI = [sys.executable, "-m", "ui.cli"]
 
 
 def run(args, settings_home: Path, stdin: str = "", **env):

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
-from assistant.diff import diff_documents
+from ui.cli import app
+from assistant.ingest.diff import diff_documents
 from assistant.index import ingest, open_index
-from assistant.parsing import ParseError, parse_file
+from assistant.ingest.parsing import ParseError, parse_file
 from assistant.settings import CORPUS_DIR, Settings
 from documents import layout, write_docx, write_text
 

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from typer.testing import CliRunner
 
-from assistant.answer import Answer
-from assistant.cli import app
-from assistant.parsing import parse_paths
+from assistant.answering.answer import Answer
+from ui.cli import app
+from assistant.ingest.parsing import parse_paths
 from assistant.service import Assistant
 from assistant.settings import CORPUS_DIR, Settings
 from eval import check

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import eval as eval_package
-from assistant.retrieve import Retriever
+from assistant.answering.retrieve import Retriever
 from assistant.service import Assistant
 from eval.gate import regressions
 from eval.questions import load_questions

@@ -20,10 +20,10 @@ import pytest
 from filelock import FileLock, Timeout
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from ui.cli import app
 from assistant.index import IngestLocked, ingest, open_index
-from assistant.parsing import ParseError, parse_paths
-from assistant.readers import MAX_FILE_BYTES
+from assistant.ingest.parsing import ParseError, parse_paths
+from assistant.ingest.readers import MAX_FILE_BYTES
 from assistant.service import Assistant
 from assistant.settings import CORPUS_DIR, Settings
 from documents import cjk_font, layout, write_docx, write_pdf, write_xlsx
@@ -58,7 +58,7 @@ def _edited_corpus(folder: Path, suffix: str = "（修订）", every: bool = Tru
 def _start_ingest(home: Path, folder: Path) -> subprocess.Popen:
     env = {**os.environ, "DUTY_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "assistant.cli", "ingest", str(folder)],
+        [sys.executable, "-m", "ui.cli", "ingest", str(folder)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app as cli
-from assistant.feedback import Feedback, FeedbackLog, candidates, export, known_questions, latest
+from ui.cli import app as cli
+from assistant.feedback import Feedback, FeedbackLog, latest
+from eval.feedback import candidates, export, known_questions
 from eval.questions import load_questions, parse_question
 
 

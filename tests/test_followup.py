@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from assistant.followup import Turn, resolve
+from assistant.answering.followup import Turn, resolve
 from assistant.items import ListKind
 
 SLAUGHTER = "二工镇私屠滥宰归谁管？"
@@ -136,7 +136,7 @@ def test_chat_command_resolves_follow_ups_offline(built_settings):
     env = {**os.environ, "DUTY_HOME": str(built_settings.home), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
     env.pop("DUTY_LLM_BASE_URL", None)
     done = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "chat"],
+        [sys.executable, "-m", "ui.cli", "chat"],
         input="二工镇私屠滥宰归谁管？\n那半截沟镇呢？\n\n", capture_output=True, text=True, env=env, timeout=300,
     )
     assert done.returncode == 0, done.stderr

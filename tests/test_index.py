@@ -89,7 +89,7 @@ def test_replace_drops_townships_not_given(home):
 
 
 def test_crash_before_swap_keeps_the_old_generation(home, monkeypatch):
-    import assistant.index as index
+    import assistant.index.generations as index
 
     before = current_generation(home)
 

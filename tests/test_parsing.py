@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from assistant.items import DutyItem, ListKind, Receiver
-from assistant.parsing import ParseError, Row, parse_file, parse_rows, split_receivers, split_steps
+from assistant.ingest.parsing import ParseError, Row, parse_file, parse_rows, split_receivers, split_steps
 from assistant.settings import CORPUS_DIR
 
 ERGONG = CORPUS_DIR / "二工镇.txt"

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant.items import ListKind
-from assistant.parsing import ParseError, Row, parse_rows, read_text, split_steps
-from assistant.query import Intent, chinese_number, understand
+from assistant.ingest.parsing import ParseError, Row, parse_rows, read_text, split_steps
+from assistant.answering.query import Intent, chinese_number, understand
 from documents import Layout, Table, write_docx, write_text, write_xlsx
 
 CJK = "党的建设民生服务应急管理及消防农业农村水利自然资源开展负责组织指导监督检查宣传工作村镇县局"
@@ -106,7 +106,7 @@ def documents(draw) -> Layout:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(documents())
 def test_generated_lists_read_the_same_from_text_word_and_excel(tmp_path_factory, doc):
-    from assistant.parsing import parse_file
+    from assistant.ingest.parsing import parse_file
 
     folder = tmp_path_factory.mktemp("generated")
     expected = parse_file(write_text(doc, folder / "list.txt"))

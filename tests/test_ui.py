@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from assistant.answer import Answer
+from assistant.answering.answer import Answer
 from assistant.feedback import FeedbackLog
 from assistant.items import ListKind
 from assistant.service import Assistant
@@ -188,7 +188,7 @@ def test_a_broken_index_is_explained_in_the_page(tmp_path):
 def test_ui_command_serves_the_page(built_settings, tmp_path):
     port = _free_port()
     env = {**os.environ, "DUTY_HOME": str(built_settings.home), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "assistant.cli", "ui", "--port", str(port)]
+    command = [sys.executable, "-m", "ui.cli", "ui", "--port", str(port)]
     log = tmp_path / "stderr.txt"
     with open(log, "w", encoding="utf-8") as stderr:
         process = subprocess.Popen(command, env=env, stderr=stderr, stdout=subprocess.DEVNULL)

@@ -11,9 +11,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from assistant.answer import Answer
+from assistant.answering.answer import Answer
 from assistant.feedback import Feedback
-from assistant.followup import Turn
+from assistant.answering.followup import Turn
 from assistant.service import Assistant
 from ui.render import answer_html, error_html, streaming_html
 

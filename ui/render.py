@@ -11,11 +11,11 @@ from datetime import datetime
 from html import escape
 from pathlib import PurePath
 
-from assistant.answer import Answer
-from assistant.citations import MARKER, marker_id
+from assistant.answering.answer import Answer
+from assistant.answering.citations import MARKER, marker_id
 from assistant.items import DutyItem, ListKind
-from assistant.query import Intent
-from assistant.retrieve import Pair, Retrieval
+from assistant.answering.query import Intent
+from assistant.answering.retrieve import Pair, Retrieval
 
 CHIP_LIST = {ListKind.BASIC: "基本", ListKind.COORDINATED: "配合", ListKind.WITHDRAWN: "收回"}
 SET_INTENTS = {Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE}

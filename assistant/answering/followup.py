@@ -18,11 +18,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from assistant.answer import Answer
+from assistant.answering.answer import Answer
 from assistant.items import DutyItem
-from assistant.keywords import key_terms
-from assistant.query import LIST_WORDS, Catalog, Intent, Query, chinese_number, understand
-from assistant.retrieve import Retrieval
+from assistant.index.keywords import key_terms
+from assistant.answering.query import LIST_WORDS, Catalog, Intent, Query, chinese_number, understand
+from assistant.answering.retrieve import Retrieval
 
 
 @dataclass

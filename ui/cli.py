@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from assistant.answer import Answer
+from assistant.answering.answer import Answer
 from assistant.settings import Settings
 
 TownOption = Annotated[Optional[list[str]], typer.Option("--town", help="Only these townships.")]
@@ -156,8 +156,8 @@ def diff(
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Added / removed / changed / moved-to-withdrawn items between two versions of a list."""
-    from assistant.diff import diff_documents
-    from assistant.parsing import ParseError, parse_file
+    from assistant.ingest.diff import diff_documents
+    from assistant.ingest.parsing import ParseError, parse_file
 
     try:
         changes = diff_documents(parse_file(old), parse_file(new))
@@ -216,7 +216,8 @@ def feedback_export(
     ] = None,
 ) -> None:
     """Downvoted or corrected answers as candidate eval questions (eval/questions.jsonl format)."""
-    from assistant.feedback import FeedbackLog, export, known_questions
+    from assistant.feedback import FeedbackLog
+    from eval.feedback import export, known_questions
 
     settings = Settings()
     result = export(FeedbackLog(settings.feedback_file), known_questions(eval_set))
@@ -240,7 +241,7 @@ def chat(
     llm: LlmOption = None,
 ) -> None:
     """Multi-turn session: follow-ups such as "那半截沟镇呢？" refer to the earlier turns."""
-    from assistant.followup import Turn
+    from assistant.answering.followup import Turn
 
     assistant = _open_assistant()
     filters = {"towns": town or (), "lists": list_kind or (), "use_llm": llm}
@@ -268,7 +269,7 @@ def llm_server(
     """Serve a local GGUF model as an OpenAI-compatible endpoint on 127.0.0.1 (opt-in, needs xllamacpp)."""
     import time
 
-    from assistant.llm_server import LLMServerError, serve, sha256_of
+    from ui.llm_server import LLMServerError, serve, sha256_of
 
     try:
         if sha256 and sha256_of(model) != sha256.strip().lower():

@@ -41,13 +41,13 @@ _UNIT = [1.0]  # the meta records need a vector; they are looked up by id, never
 
 
 def collection_name(generation: str) -> str:
-    from assistant.index import COLLECTION
+    from assistant.index.generations import COLLECTION
 
     return f"{COLLECTION}-{generation}"
 
 
 def _client(settings: Settings):
-    from assistant.index import chroma_client
+    from assistant.index.generations import chroma_client
 
     return chroma_client(settings, settings.index_dir)
 
@@ -63,7 +63,7 @@ def live_generation(settings: Settings) -> str | None:
 
 def materialize(settings: Settings, generation: str) -> Path:
     """The local cache of a generation: manifest.json, items.jsonl and keywords/, built once."""
-    from assistant.index import _write_keywords, items_from_jsonl
+    from assistant.index.generations import _write_keywords, items_from_jsonl
 
     folder = settings.index_dir / generation
     if (folder / "manifest.json").exists():

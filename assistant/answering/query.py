@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from assistant.departments import department_key, surface_forms
+from assistant.answering.departments import department_key, surface_forms
 from assistant.items import DutyItem, ListKind
 
 

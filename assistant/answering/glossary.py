@@ -10,7 +10,7 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 
-GLOSSARY_FILE = Path(__file__).parent / "data" / "glossary.toml"
+GLOSSARY_FILE = Path(__file__).parents[1] / "data" / "glossary.toml"
 
 
 @lru_cache(maxsize=4)

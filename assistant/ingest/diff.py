@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from assistant.items import DutyItem, ListKind
-from assistant.parsing import Document, ParseError
-from assistant.retrieve import ALIGN_THRESHOLD, bigram_similarity
+from assistant.ingest.parsing import Document, ParseError
+from assistant.answering.retrieve import ALIGN_THRESHOLD, bigram_similarity
 
 FIELDS = (
     ("category", "事项类别"),

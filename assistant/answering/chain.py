@@ -26,13 +26,13 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 from langchain_openai import ChatOpenAI
 
-from assistant.answer import ABSTAIN_TEXT, Answer
-from assistant.citations import MARKER, CitationFilter, Checked
-from assistant.followup import Resolution, Turn
+from assistant.answering.answer import ABSTAIN_TEXT, Answer
+from assistant.answering.citations import MARKER, CitationFilter, Checked
+from assistant.answering.followup import Resolution, Turn
 from assistant.items import DutyItem, ListKind
-from assistant.query import Intent, chinese_number
-from assistant.retrieve import Retrieval
-from assistant.tokens import TokenCounter
+from assistant.answering.query import Intent, chinese_number
+from assistant.answering.retrieve import Retrieval
+from assistant.answering.tokens import TokenCounter
 from prompts import Prompt, load
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from assistant.items import DutyItem, ListKind
-from assistant.query import Intent
-from assistant.retrieve import Retrieval
+from assistant.answering.query import Intent
+from assistant.answering.retrieve import Retrieval
 
 ABSTAIN_TEXT = "现有履职事项清单中没有找到与这个问题相关的事项，无法依据清单回答。"
 STEPS_SHOWN = 4  # per duty column in a short answer; the full item is one click / command away

@@ -81,7 +81,7 @@ def read_text(path: Path) -> list[Row]:
 
 def parse_file(path: str | Path) -> Document:
     """Parse one document, choosing the reader by file suffix."""
-    from assistant.readers import reader_for
+    from assistant.ingest.readers import reader_for
 
     path = Path(path)
     if not path.is_file():
@@ -391,7 +391,7 @@ def parse_paths(paths: Iterable[str | Path]) -> tuple[list[Document], list[Parse
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    from assistant.readers import SUFFIXES
+    from assistant.ingest.readers import SUFFIXES
 
     found: list[Path] = []
     for path in map(Path, paths):

@@ -12,7 +12,7 @@ leaves the previous generation serving.
 
 With `chroma_mode = "http"` the same generations live on a Chroma server that several
 instances share, and the folders above are only each instance's cache: see
-`assistant.shared_index`.
+`assistant.index.server`.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from filelock import FileLock, Timeout
 
-from assistant import shared_index
+from assistant.index import server as shared_index
 from assistant.items import DutyItem, ListKind
-from assistant.keywords import KeywordIndex
-from assistant.parsing import Document, ParseError, parse_paths
+from assistant.index.keywords import KeywordIndex
+from assistant.ingest.parsing import Document, ParseError, parse_paths
 from assistant.settings import Settings
 from embeddings import Embedder, load_embedder
 

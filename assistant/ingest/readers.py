@@ -17,7 +17,7 @@ from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 
-from assistant.parsing import ParseError, Row, read_text
+from assistant.ingest.parsing import ParseError, Row, read_text
 
 Reader = Callable[[Path], list[Row]]
 

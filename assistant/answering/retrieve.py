@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from assistant.glossary import expand
+from assistant.answering.glossary import expand
 from assistant.index import KnowledgeBase, keyword_text
 from assistant.items import DutyItem, ListKind
-from assistant.keywords import key_terms
-from assistant.query import Catalog, Intent, Query, understand
+from assistant.index.keywords import key_terms
+from assistant.answering.query import Catalog, Intent, Query, understand
 from assistant.settings import Settings
 
 
