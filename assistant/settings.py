@@ -72,6 +72,27 @@ class Settings(BaseSettings):
     ui_port: int = 7860
     ui_concurrency: int = Field(default=8, ge=1, description="Questions the web app answers at the same time.")
 
+    # `duty-assistant serve`: the HTTP API and the web app in one process (ui/api.py).
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_keys_file: Path | None = Field(
+        default=None, description="API keys / web logins, stored hashed; default: home/access.json."
+    )
+    api_keys: str = Field(
+        default="", description="Extra API keys from the environment, comma-separated (hashed in memory, never written)."
+    )
+    api_rate_limit: str = Field(default="60/minute", description="Per key (or per client without keys); `limits` syntax.")
+    api_max_body_bytes: int = Field(default=65536, ge=1024, description="Larger request bodies get 413.")
+    api_max_messages: int = Field(default=50, ge=1, description="Most messages one chat completion may carry.")
+    api_history_turns: int = Field(
+        default=6, ge=0, description="Earlier user turns re-asked to resolve a follow-up in /v1/chat/completions."
+    )
+    api_page_size: int = Field(default=50, ge=1, le=500, description="Default page size of /v1/items (at most 500 a page).")
+    api_concurrency: int = Field(default=4, ge=1, description="Questions the API answers at the same time (CPU bound).")
+    api_model_name: str = Field(default="duty-assistant", description="The model id /v1/models lists.")
+    api_shutdown_timeout: float = Field(default=10.0, ge=0, description="Seconds in-flight requests get on shutdown.")
+    log_questions: bool = Field(default=False, description="Put question text into the access log.")
+
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
@@ -89,6 +110,10 @@ class Settings(BaseSettings):
     @property
     def feedback_file(self) -> Path:
         return self.home / "feedback.jsonl"
+
+    @property
+    def access_file(self) -> Path:
+        return self.api_keys_file or self.home / "access.json"
 
     @classmethod
     def settings_customise_sources(
