@@ -204,6 +204,67 @@ def ui(
     serve(Settings(), host, port)
 
 
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on; default: settings api_host.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port; default: settings api_port.")] = None,
+) -> None:
+    """HTTP API (/v1, OpenAI-compatible chat) and the web app in one process."""
+    from ui.api import Refused, serve as run_service
+
+    try:
+        run_service(Settings(), host, port)
+    except Refused as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+
+
+keys_app = typer.Typer(help="API keys and web logins for `serve` (stored hashed).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("add")
+def keys_add(
+    name: Annotated[str, typer.Argument(help="Who the key is for, e.g. open-webui or 二工镇值班室.")],
+    password: Annotated[bool, typer.Option("--password", help="Set a web-login password instead of a key.")] = False,
+) -> None:
+    """Make a new API key and print it once (only its hash is stored); or set a web-login password."""
+    from assistant.access import AccessError, AccessStore
+
+    store = AccessStore(Settings().access_file)
+    try:
+        if password:
+            store.set_password(name, typer.prompt("密码", hide_input=True, confirmation_prompt=True))
+            err.print(f"已为 {escape(name)} 设置网页登录密码（{store.path}）")
+            return
+        key = store.add_key(name)
+    except AccessError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    sys.stdout.write(key + "\n")
+    err.print(f"已为 {escape(name)} 生成 API 密钥（只显示这一次，请妥善保存；{store.path} 只保存其哈希）")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Names and kinds of the stored credentials (never the keys)."""
+    from assistant.access import AccessStore
+
+    for credential in AccessStore(Settings().access_file).credentials:
+        out.print(f"{credential.name}\t{credential.kind}\t{credential.created}", markup=False)
+
+
+@keys_app.command("remove")
+def keys_remove(name: Annotated[str, typer.Argument(help="The name given to `keys add`.")]) -> None:
+    """Revoke every key and password of NAME (a running `serve` notices at the next request)."""
+    from assistant.access import AccessStore
+
+    removed = AccessStore(Settings().access_file).remove(name)
+    err.print(f"已删除 {escape(name)} 的 {removed} 个凭据")
+    if not removed:
+        raise typer.Exit(1)
+
+
 feedback_app = typer.Typer(help="User feedback collected by the web app.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
 
