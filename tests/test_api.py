@@ -306,6 +306,14 @@ def test_web_app_is_served_from_the_same_process(http):
     assert "履职助手" in json.dumps(config, ensure_ascii=False)
 
 
+def test_web_app_answers_through_its_own_api_in_the_same_process(open_server):
+    from gradio_client import Client
+
+    chat, *_ = Client(open_server.url + "/", verbose=False).predict(SLAUGHTER, [], [], api_name="/chat")
+    reply = json.dumps(chat[-1]["content"], ensure_ascii=False)
+    assert ITEM in reply  # the citation chip's value
+
+
 # -- bad input: 4xx JSON naming the field, never a 500 -------------------------------------------
 
 
@@ -420,8 +428,8 @@ def test_burst_over_the_limit_is_429_with_retry_after_per_key(keyed_server, keys
 
 def test_web_login_uses_the_same_store(keyed_server, keys):
     _, made = keys
-    assert httpx.get(keyed_server.url + "/config").status_code == 401 or \
-        httpx.get(keyed_server.url + "/config").json().get("auth_required")
+    anonymous = httpx.get(keyed_server.url + "/config")
+    assert anonymous.status_code == 401 or anonymous.json().get("auth_required")
     with httpx.Client(base_url=keyed_server.url) as browser:
         refused = browser.post("/login", data={"username": "值班室", "password": "duty-wrong"})
         assert refused.status_code == 400
