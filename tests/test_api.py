@@ -472,3 +472,51 @@ def test_serve_runs_and_shuts_down_gracefully(built_settings):
     access = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     ask = next(line for line in access if line["path"] == "/v1/ask")
     assert ask["status"] == 200 and "question" not in ask and SLAUGHTER not in log
+
+
+# -- with a language model (only its answers are fake) -------------------------------------------
+
+
+def test_llm_answers_stream_with_validated_citations_and_fallbacks_are_counted(assistant, built_settings, tmp_path):
+    from assistant.service import Assistant
+    from openai_stub import OpenAIStub, Reply, markers
+
+    with OpenAIStub() as stub:
+        settings = built_settings.model_copy(update={
+            "llm_base_url": stub.url, "llm_model": "stub-model", "llm_timeout": 1.5, "llm_max_retries": 0,
+            "api_keys_file": tmp_path / "access.json",
+        })
+        with Server(create_app(Assistant(assistant.kb, settings), settings, web=False)) as server:
+            client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+            stub.script(lambda request: Reply(f"乡镇要及时劝说制止{markers(request)[0]}，另见〔二工镇·配合履职·第999项〕。"))
+            chunks = list(client.chat.completions.create(
+                model="duty-assistant", messages=[{"role": "user", "content": SLAUGHTER}], stream=True))
+            text = "".join(c.choices[0].delta.content or "" for c in chunks)
+            final = chunks[-1].model_extra
+            assert final["generator"] == "llm" and "劝说制止〔" in text and "第999项" not in text
+            assert final["invalid_citations"] == ["二工镇:coordinated:999"]
+            assert [f"〔{c['town']}·" in text for c in final["citations"]] == [True] * len(final["citations"])
+            stub.script(Reply(raw="this is not json"))
+            fallback = client.chat.completions.create(model="duty-assistant",
+                                                      messages=[{"role": "user", "content": SLAUGHTER}])
+            assert fallback.model_extra["generator"] == "extractive" and fallback.model_extra["citations"]
+            off = client.chat.completions.create(model="duty-assistant", extra_body={"use_llm": False},
+                                                 messages=[{"role": "user", "content": SLAUGHTER}])
+            assert off.model_extra["generator"] == "extractive"
+            assert metric(httpx.get(server.url + "/metrics").text, "duty_llm_fallbacks_total") == 1
+
+
+def test_access_store_passwords_env_keys_and_revocation(tmp_path):
+    path = tmp_path / "access.json"
+    store = AccessStore(path, env_keys="duty-from-env, ")
+    assert store.has_keys and store.check_key("duty-from-env") == "env-1" and not path.exists()  # never written
+    store.set_password("值班室", "一二三四五六七八")
+    assert store.check_login("值班室", "一二三四五六七八") and not store.check_login("值班室", "wrong-pass")
+    assert "一二三四五六七八" not in path.read_text(encoding="utf-8")
+    key = AccessStore(path).add_key("hotline")  # another process adds a key: the first store sees it
+    assert store.check_key(key) == "hotline" and store.check_login("hotline", key)
+    with pytest.raises(ValueError):
+        AccessStore(path).add_key("hotline")
+    with pytest.raises(ValueError):
+        AccessStore(path).add_key("bad name")
+    assert AccessStore(path).remove("hotline") == 1 and store.check_key(key) is None
