@@ -43,7 +43,7 @@ from assistant.answering.answer import Answer
 from assistant.answering.citations import MARKER, marker_id
 from assistant.answering.departments import department_key
 from assistant.answering.followup import Turn
-from assistant.items import DutyItem, ListKind
+from assistant.items import DutyItem
 from assistant.service import Assistant
 from assistant.settings import Settings
 
