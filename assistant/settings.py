@@ -43,13 +43,14 @@ class Settings(BaseSettings):
     dense_share: float = Field(
         default=0.25, ge=0, description="Weight of the dense ranking in fusion (keyword ranking: 1); dev hit@1 peaked here."
     )
-    # Relevance gate, calibrated on the dev questions for the default embedder:
-    # relevance = dense_weight * (cosine - dense_center) + ln(1 + bm25) must reach min_relevance.
-    dense_center: float = 0.88
-    dense_weight: float = 40.0
-    min_relevance: float = Field(default=2.5, description="Below this an item is not relevant enough to cite.")
+    situation_share: float = Field(default=0.5, ge=0, description="Weight of the situation-question vector ranking in fusion.")
+    situation_keyword_share: float = Field(
+        default=0.25, ge=0, description="Weight of the situation-question keyword ranking in fusion."
+    )
     min_overlap: float = Field(default=0.5, description="Share of a topic's key terms an item must contain to join a set.")
-    relative_cutoff: float = Field(default=0.75, description="Cite further items scoring at least this share of the best.")
+    relative_cutoff: float = Field(
+        default=0.5, description="Cite another township's item when its relevance is at least this share of the best."
+    )
     max_question_chars: int = Field(
         default=500, ge=1, description="Longer questions are refused: the embedding model slows down with length."
     )

@@ -22,8 +22,14 @@ KINDS = (
     "comparison",
     "out_of_scope",
     "follow_up",
+    "trap",
 )
-SPLITS = ("dev", "test")
+SPLITS = ("train", "dev", "test")
+"""train: for anything learned; dev: for choices; test: frozen, reported, never used to choose."""
+OOS_KINDS = ("figure", "place", "service")
+BANDED_KINDS = ("single", "withdrawn", "department", "trap")
+BANDS = (("low", 0.0, 0.15), ("mid", 0.15, 0.4), ("high", 0.4, 1.01))
+"""Lexical-overlap bands: share of a question's character bigrams found in its gold item."""
 MATCHES = ("any", "all")
 SINGLE_ITEM_KINDS = ("single", "withdrawn", "department", "number")
 """Kinds whose question asks about one duty: the issue's 'single-item hit' is measured over these."""
@@ -45,6 +51,16 @@ class Question:
     count: int | None = None
     history: tuple[str, ...] = ()
     note: str = ""
+    overlap: float | None = None
+    oos: str = ""
+    duty: str = ""
+
+    @property
+    def band(self) -> str | None:
+        """The overlap band of a single-item question, None for the other kinds."""
+        if self.overlap is None or self.kind not in BANDED_KINDS:
+            return None
+        return next(name for name, low, high in BANDS if low <= self.overlap < high)
 
     @property
     def in_scope(self) -> bool:
@@ -59,11 +75,16 @@ class Question:
             data["count"] = self.count
         if self.history:
             data["history"] = list(self.history)
+        if self.overlap is not None:
+            data["overlap"] = self.overlap
+        for key in ("oos", "duty", "note"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
         return data
 
 
 _REQUIRED = {"id": str, "split": str, "kind": str, "question": str, "gold": list, "match": str, "facts": list}
-_OPTIONAL = {"count": int, "history": list, "note": str}
+_OPTIONAL = {"count": int, "history": list, "note": str, "overlap": float, "oos": str, "duty": str}
 
 
 def parse_question(data: object, where: str) -> Question:
@@ -76,7 +97,8 @@ def parse_question(data: object, where: str) -> Question:
         if not isinstance(data[key], kind):
             raise QuestionError(f"{where}: {key}: expected {kind.__name__}")
     for key, kind in _OPTIONAL.items():
-        if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
+        value = float(data[key]) if key == "overlap" and isinstance(data.get(key), int) else data.get(key)
+        if key in data and (not isinstance(value, kind) or isinstance(value, bool)):
             raise QuestionError(f"{where}: {key}: expected {kind.__name__}")
     unknown = set(data) - set(_REQUIRED) - set(_OPTIONAL)
     if unknown:
@@ -93,6 +115,8 @@ def parse_question(data: object, where: str) -> Question:
         raise QuestionError(f"{where}: count: missing for a count question")
     if data["kind"] == "follow_up" and not data.get("history"):
         raise QuestionError(f"{where}: history: missing for a follow_up question")
+    if "oos" in data and data["oos"] not in OOS_KINDS:
+        raise QuestionError(f"{where}: oos: {data['oos']!r} is not one of {', '.join(OOS_KINDS)}")
     if data["kind"] == "out_of_scope" and data["gold"]:
         raise QuestionError(f"{where}: gold: must be empty for out_of_scope")
     if data["kind"] != "out_of_scope" and not data["gold"] and "count" not in data:
@@ -101,6 +125,8 @@ def parse_question(data: object, where: str) -> Question:
         id=data["id"], split=data["split"], kind=data["kind"], question=data["question"],
         gold=tuple(data["gold"]), match=data["match"], facts=tuple(data["facts"]),
         count=data.get("count"), history=tuple(data.get("history", ())), note=data.get("note", ""),
+        overlap=float(data["overlap"]) if "overlap" in data else None, oos=data.get("oos", ""),
+        duty=data.get("duty", ""),
     )
 
 

@@ -195,9 +195,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
 
 
 def scopes(summary: dict) -> list[tuple[str, dict]]:
-    """Per-kind rows in the kind order, then the single-item group and overall."""
+    """Per-kind rows in the kind order, the single-item group, its overlap bands, and overall."""
     rows = [(k, summary["kinds"][k]) for k in KINDS if k in summary["kinds"]]
-    return rows + [("single_item", summary["single_item"]), ("overall", summary["overall"])]
+    rows.append(("single_item", summary["single_item"]))
+    rows += [(f"band:{b}", figures) for b, figures in summary.get("bands", {}).items()]
+    return rows + [("overall", summary["overall"])]
 
 
 def markdown(report: dict, previous: dict | None = None) -> str:

@@ -14,6 +14,10 @@ from assistant.answering.query import Intent
 from assistant.answering.retrieve import Retrieval
 
 ABSTAIN_TEXT = "现有履职事项清单中没有找到与这个问题相关的事项，无法依据清单回答。"
+OUT_OF_SCOPE_TEXT = {
+    "place": "{note}，无法依据清单回答。下面列出的已加载乡镇的相近事项仅供参考，不是这个问题的依据。",
+    "figure": "{note}，无法依据清单给出这个数字或信息，请向负责部门咨询。负责这项工作的事项见“相关事项”。",
+}
 STEPS_SHOWN = 4  # per duty column in a short answer; the full item is one click / command away
 
 
@@ -52,6 +56,9 @@ def compose(question: str, retrieval: Retrieval) -> Answer:
     query = retrieval.query
     if retrieval.refusal:
         return Answer(question, retrieval.refusal, abstained=True, retrieval=retrieval)
+    if retrieval.abstained and retrieval.scope:
+        text = OUT_OF_SCOPE_TEXT[retrieval.scope].format(note=retrieval.note)
+        return Answer(question, text, abstained=True, related=retrieval.related, retrieval=retrieval)
     if retrieval.abstained:
         text = ABSTAIN_TEXT if query.intent is Intent.SINGLE else f"{ABSTAIN_TEXT}（{retrieval.note}）"
         return Answer(question, text, abstained=True, related=retrieval.related, retrieval=retrieval)
