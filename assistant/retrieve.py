@@ -21,7 +21,7 @@ from assistant.glossary import expand
 from assistant.index import KnowledgeBase, keyword_text
 from assistant.items import DutyItem, ListKind
 from assistant.keywords import key_terms
-from assistant.query import Catalog, Intent, Query, understand
+from assistant.query import Catalog, Intent, Query, clean_question, understand
 from assistant.settings import Settings
 
 
@@ -67,6 +67,7 @@ class Retrieval:
 
 
 _LIST_INDEX = {kind: k for k, kind in enumerate(ListKind)}
+EMPTY_QUESTION = "问题是空的，请输入要查询的问题。"
 
 
 class Retriever:
@@ -98,6 +99,9 @@ class Retriever:
     ) -> Retrieval:
         """Answer-ready retrieval for a question; `towns` / `lists` narrow it (UI filters)."""
         started = time.perf_counter()
+        question = clean_question(question)
+        if not question:
+            return Retrieval(Query(text=""), abstained=True, refusal=EMPTY_QUESTION)
         if len(question) > self.settings.max_question_chars:
             limit = self.settings.max_question_chars
             refusal = f"问题过长（{len(question)}字），请精简到{limit}字以内再问。"
