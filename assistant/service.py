@@ -16,6 +16,7 @@ from assistant.answering.followup import Resolution, Turn, narrow
 from assistant.answering.followup import resolve as resolve_followup
 from assistant.index import IndexMissing, KnowledgeBase, ingest, open_index
 from assistant.items import ListKind
+from assistant.answering.query import clean_question
 from assistant.answering.retrieve import Retrieval, Retriever
 from assistant.settings import Settings
 
@@ -91,7 +92,8 @@ class Assistant:
         *,
         streaming: bool,
     ) -> Iterator[str | Answer]:
-        if use_llm is not False and self.settings.llm_base_url:
+        question = clean_question(question)
+        if use_llm is not False and self.settings.llm_base_url and question:
             yield from self.chain.run(question, towns=towns, lists=lists, history=history, streaming=streaming)
             return
         started = time.perf_counter()

@@ -5,10 +5,11 @@ A malformed line is reported as "file:line: field: problem", never as a stack tr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from assistant import jsonl
 
 QUESTIONS_FILE = Path(__file__).parent / "questions.jsonl"
 
@@ -136,14 +137,12 @@ def load_questions(path: Path = QUESTIONS_FILE, split: str = "all", kinds: Itera
         raise QuestionError(f"{path}: unknown split {split!r}; valid: {', '.join(SPLITS)}, all")
     questions: list[Question] = []
     seen: set[str] = set()
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    try:
+        records = jsonl.read(path)
+    except jsonl.JsonlError as exc:
+        raise QuestionError(str(exc)) from None
+    for number, data in records:
         where = f"{path}:{number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise QuestionError(f"{where}: not valid JSON ({exc.msg})") from None
         question = parse_question(data, where)
         if question.id in seen:
             raise QuestionError(f"{where}: id: {question.id} appears twice")

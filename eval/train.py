@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from assistant.answering import intent as intent_model
 from assistant.answering.query import Intent, masked, understand
-from assistant.answering.relevance import FEATURES, MODEL_FILE, RelevanceModel, save_model
+from assistant.answering.relevance import FEATURES, MODEL_FILE, SITUATION_FEATURES, RelevanceModel, save_model
 from assistant.service import Assistant
 from eval.questions import Question, load_questions
 
@@ -61,9 +61,20 @@ def candidates(assistant: Assistant, questions: Sequence[Question]) -> list[Cand
     return found
 
 
+def without_situations(rows: np.ndarray) -> np.ndarray:
+    """The same candidates as if no item had situation questions (a duty new to the data)."""
+    rows = rows.copy()
+    index = {name: k for k, name in enumerate(FEATURES)}
+    for name in SITUATION_FEATURES:
+        rows[:, index[name]] = 0.0
+    rows[:, index["dense_alone"]] = rows[:, index["dense"]]
+    rows[:, index["keyword_alone"]] = rows[:, index["keyword"]]
+    return rows
+
+
 def fit(train: list[Candidates], version: str) -> RelevanceModel:
-    rows = np.concatenate([c.features for c in train])
-    labels = np.concatenate([c.labels for c in train])
+    rows = np.concatenate([c.features for c in train] + [without_situations(c.features) for c in train])
+    labels = np.concatenate([c.labels for c in train] * 2)
     scaler = StandardScaler().fit(rows)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     classifier = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced")
@@ -117,21 +128,28 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
     bank = load_questions(split="train")
     texts = [q.question for q in bank] + [r["question"] for r in read_jsonl(INTENTS_FILE)]
     labels = [INTENT_OF_KIND.get(q.kind, "single") for q in bank] + [r["intent"] for r in read_jsonl(INTENTS_FILE)]
-    figures = read_jsonl(FIGURES_FILE)
+    figure_texts = [r["question"] for r in read_jsonl(FIGURES_FILE)] + [q.question for q in bank]
+    figure_labels = [bool(r["figure"]) for r in read_jsonl(FIGURES_FILE)] + [q.oos == "figure" for q in bank]
     intent = LogisticRegression(C=10.0, max_iter=3000).fit(_inputs(assistant, texts), labels)
-    figure = LogisticRegression(C=10.0, max_iter=3000).fit(
-        _inputs(assistant, [r["question"] for r in figures]), [bool(r["figure"]) for r in figures]
+    figure = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(
+        _inputs(assistant, figure_texts), figure_labels
     )
     order = [list(intent.classes_).index(label) for label in intent_model.LABELS]
     version = f"intent-{datetime.now(timezone.utc):%Y%m%d}-{len(texts)}"
-    model = intent_model.IntentModel(intent.coef_[order], intent.intercept_[order], figure.coef_[0],
-                                     float(figure.intercept_[0]), 0.5, version)
     dev = load_questions(split="dev")
     catalog = assistant.retriever.catalog
+    figure_scores = figure.predict_proba(_inputs(assistant, [q.question for q in dev]))[:, 1]
+    in_scope = np.sort([p for p, q in zip(figure_scores, dev) if q.in_scope])
+    # the lowest threshold that takes a figure question for at most 1% of the in-scope dev questions
+    figure_threshold = float(max(0.5, in_scope[int(np.ceil(0.99 * len(in_scope))) - 1] + 1e-6))
+    model = intent_model.IntentModel(intent.coef_[order], intent.intercept_[order], figure.coef_[0],
+                                     float(figure.intercept_[0]), figure_threshold, version)
     predicted = [understand(q.question, catalog, model=model) for q in dev]
     correct = [p.intent.value == INTENT_OF_KIND.get(q.kind, "single") for p, q in zip(predicted, dev)]
     traps = [c for c, q in zip(correct, dev) if q.kind == "trap"]
-    return model, {"dev_intent_accuracy": float(np.mean(correct)), "dev_trap_accuracy": float(np.mean(traps))}
+    figure_recall = np.mean([p >= figure_threshold for p, q in zip(figure_scores, dev) if q.oos == "figure"])
+    return model, {"dev_intent_accuracy": float(np.mean(correct)), "dev_trap_accuracy": float(np.mean(traps)),
+                   "figure_threshold": figure_threshold, "dev_figure_recall": float(figure_recall)}
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -9,6 +9,7 @@ retrieval rather than a guess at a set.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -91,6 +92,8 @@ FRAME_WORDS = re.compile(
 BOTH_TOWNS = re.compile(r"两个?镇|两乡|两个乡|两地|各镇|两个乡镇|两镇")
 
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+_CN_SECTIONS = {"万": 10**4, "亿": 10**8}
 # A reference to a numbered item: 第N项/条/号, 序号N, 编号N, N号事项 — not an ordinal inside a phrase
 # (第一次, 第一书记, 第二天).
 _NUMBER = re.compile(
@@ -101,23 +104,41 @@ _NUMBER = re.compile(
 
 
 def chinese_number(text: str) -> int | None:
-    """'22', '二十二', '一百零九' → int."""
+    """'22', '二十二', '一百零九', '一万', '一千亿' → int; None for anything else.
+
+    Every place value is honoured: a number the lists do not have must be looked up (and
+    reported missing), never read as a smaller one (第一万项 is not 第1项).
+    """
     text = text.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
-    if text.isdigit():
+    if text.isdecimal() and text.isascii():
         return int(text)
-    total, current = 0, 0
+    total, section, current = 0, 0, 0
     for char in text:
         if char in _CN_DIGITS:
             current = _CN_DIGITS[char]
-        elif char == "十":
-            total += (current or 1) * 10
+        elif char in _CN_UNITS:
+            section += (current or 1) * _CN_UNITS[char]
             current = 0
-        elif char == "百":
-            total += (current or 1) * 100
+        elif char in _CN_SECTIONS:
+            section += current
+            if not section and not total:
+                return None  # '万' alone is no number
+            if char == "亿":
+                total, section = (total + section) * _CN_SECTIONS[char], 0
+            else:
+                total, section = total + section * _CN_SECTIONS[char], 0
             current = 0
         else:
             return None
-    return total + current
+    return total + section + current
+
+
+# Invisible characters that change no meaning but break matching: zero-width spaces and
+# joiners, BOM, word joiner, bidi marks (Unicode category Cf), and control characters.
+def clean_question(text: str) -> str:
+    """The question as the user sees it: format characters removed, controls as spaces."""
+    kept = (" " if unicodedata.category(c) == "Cc" else c for c in text if unicodedata.category(c) != "Cf")
+    return "".join(kept).strip()
 
 
 @dataclass

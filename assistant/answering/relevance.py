@@ -3,7 +3,8 @@
 Every single-item candidate is described by the same features — the four retrieval signals
 (item vectors, item keywords, situation-question vectors, situation-question keywords) as scores
 and as ranks, term overlap with the item and its title, how close the candidate is to the best
-candidate, whether a department the question names is the item's — and a logistic regression
+candidate, whether a department the question names is the item's, whether the item has
+situation questions at all (and its own signals again for one that has none) — and a logistic regression
 trained on the train split (`duty-assistant train`) turns them into a probability. The same
 probability orders the candidates (so a neighbour that shares vocabulary no longer outranks the
 duty the question describes) and gates the answer: below the threshold chosen on the dev split
@@ -39,7 +40,14 @@ FEATURES = (
     "gap_keyword",
     "gap_sit_keyword",
     "department",
+    "situations",
+    "dense_alone",
+    "keyword_alone",
 )
+SITUATION_FEATURES = ("sit_dense", "sit_keyword", "rank_sit_dense", "rank_sit_keyword", "gap_sit_dense",
+                      "gap_sit_keyword", "situations")
+"""What an item without situation questions (a duty new to the data) lacks: training also sees
+every candidate without them, so such an item is still judged on its own text."""
 
 
 class ModelError(ValueError):

@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 
 from assistant.answering.glossary import expand
-from assistant.answering.query import Catalog, Intent, Query, understand
+from assistant.answering.query import Catalog, Intent, Query, clean_question, understand
 from assistant.answering.relevance import FEATURES, load_model
 from assistant.index import KnowledgeBase, keyword_text
 from assistant.index.keywords import key_terms
@@ -76,6 +76,7 @@ class Retrieval:
 
 
 SIGNALS = ("dense", "keyword", "sit_dense", "sit_keyword")
+EMPTY_QUESTION = "问题是空的，请输入要查询的问题。"
 
 
 class Retriever:
@@ -107,6 +108,9 @@ class Retriever:
     ) -> Retrieval:
         """Answer-ready retrieval for a question; `towns` / `lists` narrow it (UI filters)."""
         started = time.perf_counter()
+        question = clean_question(question)
+        if not question:
+            return Retrieval(Query(text=""), abstained=True, refusal=EMPTY_QUESTION)
         if len(question) > self.settings.max_question_chars:
             limit = self.settings.max_question_chars
             refusal = f"问题过长（{len(question)}字），请精简到{limit}字以内再问。"
@@ -242,6 +246,9 @@ class Retriever:
         columns["title_overlap"] = np.array([_share(terms, self.items[i].title) for i in candidates])
         wanted = set(query.departments)
         columns["department"] = np.array([float(bool(self.department_keys[i] & wanted)) for i in candidates])
+        columns["situations"] = self.situations.has[candidates].astype(np.float64)
+        columns["dense_alone"] = columns["dense"] * (1 - columns["situations"])
+        columns["keyword_alone"] = columns["keyword"] * (1 - columns["situations"])
         rows = np.column_stack([columns[name] for name in FEATURES])
         return [
             Hit(self.items[i], fused[i], float(dense_of[row]), float(max(scores["keyword"][i], 0.0)),

@@ -34,10 +34,12 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from filelock import FileLock, Timeout
 
+from assistant import jsonl
 from assistant.index import server as shared_index
 from assistant.items import DutyItem, ListKind
 from assistant.index.keywords import KeywordIndex
 from assistant.ingest.parsing import Document, ParseError, parse_paths
+from assistant.ingest.readers import Limits
 from assistant.settings import Settings
 from embeddings import Embedder, load_embedder
 
@@ -131,7 +133,7 @@ class KnowledgeBase:
         self.folder = folder
         self.settings = settings
         self.manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        self.items = [DutyItem.from_dict(json.loads(line)) for line in _read_lines(folder / "items.jsonl")]
+        self.items = read_items(folder / "items.jsonl")
         self.by_id = {item.id: item for item in self.items}
         self.keywords = KeywordIndex.load(folder / "keywords")
         if self.keywords.ids != [item.id for item in self.items]:
@@ -212,7 +214,7 @@ def ingest(
         raise IngestLocked(f"another ingest is running on {settings.index_dir} (lock: {lock.lock_file})") from None
     try:
         with _server_lease(settings):
-            documents, errors = parse_paths(paths)
+            documents, errors = parse_paths(paths, Limits.from_settings(settings))
             documents, conflicts = _unique_towns(documents)
             report = IngestReport(documents=[d.source for d in documents], errors=errors + conflicts)
             if replace and report.errors:
@@ -257,7 +259,16 @@ def _apply(
     progress: Progress | None,
 ) -> None:
     old_folder = _live_folder(settings)
-    old_items = _load_items(old_folder) if old_folder else {}
+    try:
+        old_items = _load_items(old_folder) if old_folder else {}
+    except (jsonl.JsonlError, OSError) as exc:
+        if not replace:  # merging into unreadable items would silently drop other townships
+            raise RuntimeError(
+                f"the live index cannot be read ({exc}); rebuild it with `duty-assistant ingest --replace`"
+            ) from None
+        log.warning("live index unreadable, rebuilding from scratch: %s", exc)
+        old_folder = None
+        old_items = {}
     old_manifest = _load_manifest(old_folder) if old_folder else None
     compatible = old_manifest is not None and old_manifest["embedder"] == embedder.name
 
@@ -339,9 +350,7 @@ def _write_generation(
         if progress:
             progress(start + len(chunk), len(to_embed))
     ordered = sorted(items.values(), key=_order)
-    with open(folder / "items.jsonl", "w", encoding="utf-8") as out:
-        for item in ordered:
-            out.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+    jsonl.write(folder / "items.jsonl", (item.to_dict() for item in ordered))
     _write_keywords(folder, ordered)
     sources = {d["town"]: d for d in (old_manifest or {}).get("documents", []) if d["town"] in {i.town for i in ordered}}
     for doc in documents:
@@ -359,7 +368,7 @@ def _write_generation(
     }
     if collection.count() != len(ordered):
         raise RuntimeError(f"index holds {collection.count()} vectors for {len(ordered)} items")
-    _write_atomic(folder / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
+    jsonl.write_atomic(folder / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
     if _shared(settings):
         shared_index.publish(settings, folder)
 
@@ -376,16 +385,7 @@ def _swap(settings: Settings, generation: str) -> None:
     if _shared(settings):
         shared_index.swap(settings, generation)
     else:
-        _write_atomic(settings.index_dir / "CURRENT", generation)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+        jsonl.write_atomic(settings.index_dir / "CURRENT", generation)
 
 
 def _live_folder(settings: Settings) -> Path | None:
@@ -407,17 +407,23 @@ def _remove_stale(settings: Settings, keep: set[Path | None]) -> None:
 
 
 def _load_items(folder: Path) -> dict[str, DutyItem]:
-    items = (DutyItem.from_dict(json.loads(line)) for line in _read_lines(folder / "items.jsonl"))
-    return {item.id: item for item in items}
+    return {item.id: item for item in read_items(folder / "items.jsonl")}
 
 
 def _load_manifest(folder: Path) -> dict:
     return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
 
 
-def items_from_jsonl(text: str) -> list[DutyItem]:
-    return [DutyItem.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+def items_from_jsonl(text: str, source: str | Path = "items.jsonl") -> list[DutyItem]:
+    """Items from JSONL text; a damaged line raises a JsonlError naming source:line."""
+    items = []
+    for number, data in jsonl.parse(text, source):
+        try:
+            items.append(DutyItem.from_dict(data))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise jsonl.JsonlError(source, number, f"not a duty item ({type(exc).__name__}: {exc})") from None
+    return items
 
 
-def _read_lines(path: Path) -> list[str]:
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def read_items(path: Path) -> list[DutyItem]:
+    return items_from_jsonl(jsonl.read_text(path), path)

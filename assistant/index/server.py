@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from assistant import jsonl
 from assistant.settings import Settings
 
 META = "duty_meta"
@@ -79,7 +80,7 @@ def materialize(settings: Settings, generation: str) -> Path:
     staging.mkdir(parents=True)
     items = "".join(text for _, text in parts)
     (staging / "items.jsonl").write_text(items, encoding="utf-8")
-    _write_keywords(staging, items_from_jsonl(items))
+    _write_keywords(staging, items_from_jsonl(items, f"{generation} on the Chroma server"))
     (staging / "manifest.json").write_text(manifest["documents"][0], encoding="utf-8")  # last: marks it complete
     try:
         staging.rename(folder)
@@ -109,7 +110,7 @@ def new_collection(settings: Settings, generation: str, copy_from: str | None):
 def publish(settings: Settings, folder: Path) -> None:
     """Upload a finished generation's manifest and items (the pointer still names the old one)."""
     generation = folder.name
-    lines = (folder / "items.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = [line + "\n" for _, line in jsonl.lines(jsonl.read_text(folder / "items.jsonl"))]
     chunks = ["".join(lines[i : i + CHUNK_LINES]) for i in range(0, len(lines), CHUNK_LINES)] or [""]
     meta = _meta(settings)
     meta.upsert(

@@ -92,7 +92,9 @@ class SituationIndex:
         self._question_of = np.array([q for q, own in enumerate(owners) for _ in own], dtype=np.int64)
         self._item_of = np.array([i for own in owners for i in own], dtype=np.int64)
         self.vectors = vectors
-        self.keywords = KeywordIndex.build([str(q) for q in range(len(questions))], questions)
+        self.has = np.zeros(n_items, dtype=bool)  # which items inherit any question
+        self.has[self._item_of] = True
+        self.keywords = KeywordIndex.build([str(q) for q in range(len(questions))], questions) if questions else None
 
     @classmethod
     def build(
@@ -114,7 +116,7 @@ class SituationIndex:
         """Per item: the best cosine of its questions to the query, and their best BM25 score."""
         dense = np.zeros(self.n_items, dtype=np.float32)
         keyword = np.zeros(self.n_items, dtype=np.float32)
-        if not self.questions:
+        if self.keywords is None:
             return dense, keyword
         similarities = self.vectors @ query_vector.astype(np.float32)
         np.maximum.at(dense, self._item_of, similarities[self._question_of])
