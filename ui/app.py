@@ -108,9 +108,13 @@ class App:
     def submit_feedback(self, target, rating, comment, expected, out_of_scope, turns: list[ChatTurn]):
         if target is None or not turns or target >= len(turns):
             return "请先提问，再对回答提交反馈。", gr.skip(), gr.skip(), gr.skip()
+        comment = (comment or "").strip()
+        limit = self.settings.feedback_max_chars
+        if len(comment) > limit:
+            return f"意见过长（{len(comment)}字），请精简到{limit}字以内再提交。", gr.skip(), gr.skip(), gr.skip()
         record = feedback_for(turns[target], turns[:target])
         record.rating = rating or None
-        record.comment = (comment or "").strip()
+        record.comment = comment
         record.expected = [e for e in (expected or []) if e in self.by_id]
         record.out_of_scope = bool(out_of_scope)
         failure = self._save(record)
@@ -129,9 +133,10 @@ class App:
 
     @staticmethod
     def _target_label(turns: list[ChatTurn], index: int | None) -> str:
+        """Plain text, never Markdown: it quotes the user's question."""
         if index is None or index >= len(turns):
-            return "反馈对象：尚无回答"
-        return f"反馈对象：第 {index + 1} 条回答 —— “{turns[index].question}”"
+            return render.plain_html("反馈对象：尚无回答")
+        return render.plain_html(f"反馈对象：第 {index + 1} 条回答 —— “{turns[index].question}”")
 
     # -- browse --------------------------------------------------------------------------------
 
@@ -202,6 +207,7 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
                         chatbot = gr.Chatbot(
                             label="对话", elem_id="chat", height=560, placeholder=WELCOME,
                             buttons=["copy"], feedback_options=("Like", "Dislike"),
+                            latex_delimiters=[],  # no formula rendering of anyone's text
                         )
                         with gr.Row():
                             box = gr.Textbox(
@@ -212,9 +218,10 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
                             clear = gr.Button("清空对话", scale=1, min_width=80, elem_id="clear")
                         gr.Examples(app.examples(), inputs=box, label="示例问题（点击填入）")
                         with gr.Accordion("对回答的反馈", open=False, elem_id="feedback") as feedback_form:
-                            target_label = gr.Markdown("反馈对象：尚无回答", elem_id="feedback-target")
+                            target_label = gr.Markdown(App._target_label([], None), elem_id="feedback-target")
                             rating = gr.Radio(RATINGS, label="评价", elem_id="feedback-rating")
-                            comment = gr.Textbox(label="意见（可选）", lines=2, elem_id="feedback-comment")
+                            comment = gr.Textbox(label=f"意见（可选，{settings.feedback_max_chars}字以内）", lines=2,
+                                                 max_length=settings.feedback_max_chars, elem_id="feedback-comment")
                             expected = gr.Dropdown(
                                 [(f"{render.chip_label(i)} {i.title}", i.id) for i in app.browser.items],
                                 multiselect=True, label="应引用的事项（可选，可搜索）", elem_id="feedback-expected",
@@ -272,9 +279,16 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
 THEME = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
 
 
-def launch(demo: gr.Blocks, host: str, port: int, *, block: bool = True) -> str:
-    """Serve the page (offline: system fonts, no analytics, no share link); returns its URL."""
+def launch(demo: gr.Blocks, host: str, port: int, *, block: bool = True, max_upload_mb: float | None = None) -> str:
+    """Serve the page (offline: system fonts, no analytics, no share link); returns its URL.
+
+    The page has no upload field, but Gradio's upload route exists on every app: without a
+    limit anyone who can reach the page could fill the disk (setting ui_max_upload_mb).
+    """
+    if max_upload_mb is None:
+        max_upload_mb = Settings.model_fields["ui_max_upload_mb"].default
     _, url, _ = demo.launch(
+        max_file_size=int(max_upload_mb * 2**20),
         server_name=host, server_port=port, prevent_thread_lock=not block, share=False, quiet=True,
         theme=THEME, css=CSS, footer_links=["api", "settings"], run_history=False, ssr_mode=False,
         pwa=False, mcp_server=False, show_error=False, enable_monitoring=False,
@@ -321,6 +335,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     if unavailable:
         say(unavailable)
     demo = build_app(assistant, settings, unavailable)
-    url = launch(demo, host or settings.ui_host, port or settings.ui_port, block=False)
+    url = launch(demo, host or settings.ui_host, port or settings.ui_port, block=False,
+                 max_upload_mb=settings.ui_max_upload_mb)
     say(f"履职助手已启动：{url} （按 Ctrl+C 停止）")
     demo.block_thread()

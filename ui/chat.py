@@ -9,13 +9,12 @@ import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from html import escape
 
 from assistant.answering.answer import Answer
 from assistant.feedback import Feedback
 from assistant.answering.followup import Turn
 from assistant.service import Assistant
-from ui.render import answer_html, error_html, streaming_html
+from ui.render import answer_html, error_html, plain_html, streaming_html
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ def messages(turns: Sequence[ChatTurn]) -> list[dict]:
     """The chat component's value: user question, then the reply, for every turn."""
     out = []
     for turn in turns:
-        out.append({"role": "user", "content": escape(turn.question)})
+        out.append({"role": "user", "content": plain_html(turn.question)})
         out.append({"role": "assistant", "content": turn.html})
     return out
 

@@ -16,7 +16,9 @@ answer with a visible note instead of an error.
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -45,6 +47,8 @@ NOTE_NO_ROOM = "事项内容超出语言模型的篇幅限制，以下为清单�
 NOTE_UNCITED = "语言模型的回答没有标注依据的事项，请以下列清单原文为准"
 NOTE_INVALID = "已删除回答中{}处不属于检索结果的引用"
 NOTE_INCONSISTENT = "语言模型的回答与清单计算结果不一致，以下为清单原文摘要"
+NOTE_DEADLINE = "语言模型未能在规定时间内完成回答，以下为清单原文摘要"
+NOTE_TOO_LONG = "语言模型的回答超过{}字，已停止生成，以下为清单原文摘要"
 # Phrases with which the model says the given items do not answer the question.
 DECLINES = ("无法依据清单回答", "没有找到与这个问题相关", "清单没有涉及", "清单中没有涉及", "清单未涉及")
 REWRITE_RULES = frozenset({"scope", "carry", "continue"})  # heuristic rules a model may do better
@@ -96,6 +100,7 @@ class Context:
     retrieval: Retrieval | None = None
     packed: Packed | None = None
     mode: str = "items"  # "items": the model answers from the items; "set": it summarises a computed set
+    deadline: float = float("inf")  # time.monotonic() by which the whole answer must be done
 
 
 class AnswerChain:
@@ -104,12 +109,16 @@ class AnswerChain:
         self.assistant = assistant
         self.settings = settings
         self.count = TokenCounter(settings.llm_encoding, settings.tiktoken_dir)
+        # The answer's deadline is enforced around the stream (see `bounded`); these only keep
+        # an abandoned request from outliving it by much: no attempt, nor all retries
+        # together, last longer than the deadline.
+        timeout = min(settings.llm_timeout, settings.llm_deadline)
         self.model = ChatOpenAI(
             base_url=settings.llm_base_url,
             model=settings.llm_model,
             api_key=settings.llm_api_key,
-            timeout=settings.llm_timeout,
-            max_retries=settings.llm_max_retries,
+            timeout=timeout,
+            max_retries=min(settings.llm_max_retries, max(0, int(settings.llm_deadline // timeout) - 1)),
             temperature=settings.llm_temperature,
             max_tokens=settings.llm_max_tokens,
             use_responses_api=False,
@@ -124,7 +133,8 @@ class AnswerChain:
     def _resolve(self, ctx: Context) -> Context:
         resolution = self.assistant.resolve(ctx.question, ctx.history)
         if resolution.rule in REWRITE_RULES:
-            rewritten = self.rewrite(ctx.question, ctx.history)
+            # The rewrite may take at most half of what is left: the answer needs the rest.
+            rewritten = self.rewrite(ctx.question, ctx.history, (ctx.deadline - time.monotonic()) / 2)
             if rewritten:
                 resolution = Resolution(ctx.question, rewritten, "llm", resolution.exclude)
         ctx.resolution = resolution
@@ -142,10 +152,14 @@ class AnswerChain:
         ctx.packed = pack(retrieval.cited, self.settings.llm_context_tokens, self.count, render)
         return ctx
 
-    def rewrite(self, question: str, history: Sequence[Turn]) -> str | None:
+    def rewrite(self, question: str, history: Sequence[Turn], seconds: float | None = None) -> str | None:
         """The model's self-contained version of a follow-up, or None (the rules then stand)."""
+        variables = {"history": render_history(history), "question": question}
         try:
-            reply = self.rewriter.invoke({"history": render_history(history), "question": question})
+            reply = "".join(bounded(
+                lambda: iter([self.rewriter.invoke(variables)]),
+                self.settings.llm_deadline if seconds is None else seconds, 20 * REWRITE_MAX_CHARS,
+            ))
         except Exception as exc:  # any failure: the rule-based resolution is used
             log.warning("follow-up rewrite failed: %s: %s", type(exc).__name__, exc)
             return None
@@ -166,7 +180,8 @@ class AnswerChain:
     ) -> Iterator[str | Answer]:
         """Text chunks, then the final Answer (see `Assistant.stream`)."""
         started = time.perf_counter()
-        ctx = self.prepare.invoke(Context(question, tuple(towns), tuple(lists), tuple(history)))
+        deadline = time.monotonic() + self.settings.llm_deadline
+        ctx = self.prepare.invoke(Context(question, tuple(towns), tuple(lists), tuple(history), deadline=deadline))
         extractive = self.assistant.extractive(question, ctx.retrieval, ctx.resolution)
         timings = {"retrieval": ctx.retrieval.seconds}
         if ctx.retrieval.abstained:
@@ -190,7 +205,11 @@ class AnswerChain:
         checker = CitationFilter({item.id: item for item in ctx.packed.items})
         emitted = False
         try:
-            for piece in self._generate(ctx.mode, variables, streaming, usage):
+            pieces = bounded(
+                lambda: self._generate(ctx.mode, variables, streaming, usage),
+                ctx.deadline - time.monotonic(), self.settings.llm_max_chars,
+            )
+            for piece in pieces:
                 timings.setdefault("first_token", time.perf_counter() - started)
                 delta = checker.feed(piece)
                 if delta:
@@ -290,6 +309,59 @@ class AnswerChain:
 
 
 MODES = {"items": "answer", "set": "summary"}  # chain mode → prompt name
+
+
+def bounded(produce: Callable[[], Iterator[str]], seconds: float, max_chars: int) -> Iterator[str]:
+    """The pieces `produce()` yields, until it ends, `seconds` pass or `max_chars` is exceeded.
+
+    An HTTP client's timeouts bound each read, not the whole answer: a server that trickles
+    tokens forever, or never sends the first one while retries start over, would hold a
+    worker indefinitely. So the stream is consumed on a helper thread and waited for with
+    the remaining time; on a deadline or an overlong answer the consumer raises ModelFailure
+    at once and the helper stops and closes the stream (ending the HTTP request) as soon as
+    its next read returns, which the client's own timeout bounds.
+    """
+    pieces: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def work() -> None:
+        stream = None
+        try:
+            stream = produce()
+            for piece in stream:
+                if stop.is_set():
+                    break
+                pieces.put(("piece", piece))
+            pieces.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which decides
+            pieces.put(("error", exc))
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # closing a broken stream may fail; nothing waits on it
+                    log.debug("closing the model stream failed", exc_info=True)
+
+    threading.Thread(target=work, name="llm-stream", daemon=True).start()
+    end = time.monotonic() + seconds
+    received = 0
+    try:
+        while True:
+            try:
+                kind, value = pieces.get(timeout=max(end - time.monotonic(), 0.0))
+            except queue.Empty:
+                raise ModelFailure(f"no complete answer within {seconds:.1f} s", NOTE_DEADLINE) from None
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            received += len(value)
+            if received > max_chars:
+                raise ModelFailure(f"answer longer than {max_chars} characters", NOTE_TOO_LONG.format(max_chars))
+            yield value
+    finally:
+        stop.set()
 
 
 def render_history(history: Sequence[Turn]) -> str:
