@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from assistant.chain import NOTE_DEADLINE, NOTE_TOO_LONG, ModelFailure, bounded
-from assistant.followup import Turn
+from assistant.answering.chain import NOTE_DEADLINE, NOTE_TOO_LONG, ModelFailure, bounded
+from assistant.answering.followup import Turn
 from assistant.service import Assistant
 from openai_stub import OpenAIStub, Reply, markers
 
@@ -118,7 +118,7 @@ def test_the_json_stream_is_not_blocked_by_a_stuck_model(built_settings, stub):
         env = {**os.environ, "DUTY_HOME": str(built_settings.home), "HF_HUB_OFFLINE": "1",
                "DUTY_LLM_BASE_URL": stub.url, "DUTY_LLM_DEADLINE": str(DEADLINE)}
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "assistant.cli", "ask", "--json", "-"],
+        result = subprocess.run([sys.executable, "-m", "ui.cli", "ask", "--json", "-"],
                                 input=f"{QUESTION}\n{QUESTION}\n", capture_output=True, text=True, env=env, timeout=120)
         elapsed = time.monotonic() - started
     finally:
