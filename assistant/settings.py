@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     chroma_host: str = "127.0.0.1"
     chroma_port: int = 8000
     chroma_token: str | None = None
+    keep_generations: int = Field(default=10, ge=2, description="Index generations kept for rollback (live included).")
 
     top_k: int = Field(default=5, ge=1, description="Items cited at most for a single-item question.")
     candidates: int = Field(default=40, ge=1, description="Candidates each retriever contributes to fusion.")
@@ -72,6 +73,14 @@ class Settings(BaseSettings):
     ui_port: int = 7860
     ui_concurrency: int = Field(default=8, ge=1, description="Questions the web app answers at the same time.")
 
+    admin_file: Path | None = Field(
+        default=None, description="Administrators' hashed secrets, one `user:hash` per line (`duty-assistant admin-hash`)."
+    )
+    admin_password: SecretStr | None = Field(
+        default=None, description="Password of the administrator `admin` (hashed when loaded; prefer admin_file)."
+    )
+    upload_max_files: int = Field(default=20, ge=1, description="Files one upload may hold.")
+
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
@@ -89,6 +98,16 @@ class Settings(BaseSettings):
     @property
     def feedback_file(self) -> Path:
         return self.home / "feedback.jsonl"
+
+    @property
+    def audit_file(self) -> Path:
+        """Append-only record of publish, rollback and failed uploads."""
+        return self.home / "audit.jsonl"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Files uploaded in the web app, kept as the sources of the generations built from them."""
+        return self.home / "uploads"
 
     @classmethod
     def settings_customise_sources(
