@@ -82,7 +82,7 @@ def test_publish_versions_rollback_and_audit(home, tmp_path):
     assert [v["live"] for v in listed] == [True, False]
     latest = listed[0]
     assert latest["published_by"] and latest["items"] == 487
-    assert latest["change"] == {"added": 1, "changed": 2, "removed": 1, "unchanged": 484, "embedded": 3}
+    assert latest["change"] == {"added": 2, "changed": 1, "removed": 1, "unchanged": 484, "embedded": 3}
     assert latest["diff"] == {"二工镇": {"added": 1, "removed": 0, "changed": 1, "moved": 1, "renumbered": 0}}
     source = next(d for d in latest["documents"] if d["town"] == "二工镇")
     assert source["sha256"] == file_sha256(changed) and source["counts"]["withdrawn"] == 31
