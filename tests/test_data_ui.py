@@ -122,11 +122,12 @@ def test_a_session_without_login_neither_sees_nor_can_call_the_tab(browser, data
     assert page.get_by_role("tab", name="数据管理").count() == 0
     page.close()
     before = open_index(data_settings).generation
-    config = json.loads(NO_PROXY.open(f"{data_server}/config", timeout=10).read())
+    base = data_server.rstrip("/")
+    config = json.loads(NO_PROXY.open(f"{base}/config", timeout=10).read())
     by_elem = {c["props"].get("elem_id"): c["id"] for c in config["components"] if c.get("props")}
     for button, data in (("data-rollback", [None, None]), ("data-publish", [None, None, False])):
         dependency = next(d for d in config["dependencies"] if [by_elem[button], "click"] in d["targets"])
-        output = _call(data_server, dependency["id"], by_elem[button], data)
+        output = _call(base, dependency["id"], by_elem[button], data)
         assert "需要管理员登录" in json.dumps(output, ensure_ascii=False), output
     assert open_index(data_settings).generation == before
 
