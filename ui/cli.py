@@ -73,8 +73,9 @@ def ingest(
             logging.getLogger(__name__).debug("ingest failed", exc_info=True)
             err.print(f"[red]导入失败，索引未改变：{escape(str(exc))}[/red]")
             raise typer.Exit(2) from None
-    if report.generation != report.previous or report.errors:
-        AuditLog(settings.audit_file).append(audit_record(report, _user(), _hashes(report.documents)))
+    if report.errors or (report.generation and report.generation != report.previous):
+        sources = [*report.documents, *(e.source for e in report.errors if Path(e.source).is_file())]
+        AuditLog(settings.audit_file).append(audit_record(report, _user(), _hashes(sources)))
     for error in report.errors:
         err.print(f"[red]未导入 {escape(str(error))}[/red]")
     err.print(

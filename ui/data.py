@@ -36,7 +36,7 @@ FIELD_VALUES = {
 
 
 class DataAdmin:
-    """Handlers of the data tab; `on_publish` tells the app the live generation changed."""
+    """Handlers of the data tab; `on_change` tells the app the live generation moved."""
 
     def __init__(self, settings: Settings, on_change: Callable[[], None]):
         self.settings = settings
@@ -93,11 +93,6 @@ class DataAdmin:
             return error_html(f"无法回滚：{exc}"), *self._tables(admin)
         self.on_change()
         return _notice(f"已回滚：当前索引版本 {after}（原为 {before}）。"), *self._tables(admin)
-
-    def refresh(self, admin: str | None):
-        if not admin:
-            return gr.skip(), gr.skip(), gr.skip()
-        return self._tables(admin)
 
     def _tables(self, admin: str):
         found = versions(self.settings)

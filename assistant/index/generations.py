@@ -39,7 +39,7 @@ from assistant.index.records import (
     write_keywords,
 )
 from assistant.index.server import ServerStore
-from assistant.index.store import GenerationStore, IndexMissing, IngestLocked, LocalStore
+from assistant.index.store import GenerationStore, IndexMissing, LocalStore
 from assistant.ingest.parsing import Document, ParseError, parse_paths
 from assistant.items import DutyItem, ListKind
 from assistant.settings import Settings
