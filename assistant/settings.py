@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 from pydantic_settings import SettingsError as SourceError
 
@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     chroma_host: str = "127.0.0.1"
     chroma_port: int = Field(default=8000, ge=1, le=65535)
     chroma_token: str | None = None
+    keep_generations: int = Field(default=10, ge=2, description="Index generations kept for rollback (live included).")
 
     top_k: int = Field(default=5, ge=1, description="Items cited at most for a single-item question.")
     candidates: int = Field(default=40, ge=1, description="Candidates each retriever contributes to fusion.")
@@ -112,6 +113,14 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown encoding {value!r}; valid: {', '.join(ENCODINGS)}")
         return value
 
+    admin_file: Path | None = Field(
+        default=None, description="Administrators' hashed secrets, one `user:hash` per line (`duty-assistant admin-hash`)."
+    )
+    admin_password: SecretStr | None = Field(
+        default=None, description="Password of the administrator `admin` (hashed when loaded; prefer admin_file)."
+    )
+    upload_max_files: int = Field(default=20, ge=1, description="Files one upload may hold.")
+
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
@@ -129,6 +138,16 @@ class Settings(BaseSettings):
     @property
     def feedback_file(self) -> Path:
         return self.home / "feedback.jsonl"
+
+    @property
+    def audit_file(self) -> Path:
+        """Append-only record of publish, rollback and failed uploads."""
+        return self.home / "audit.jsonl"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Files uploaded in the web app, kept as the sources of the generations built from them."""
+        return self.home / "uploads"
 
     @classmethod
     def settings_customise_sources(

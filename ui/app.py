@@ -1,6 +1,8 @@
-"""The web app: chat with clickable citations, an item browser, feedback, and data facts.
+"""The web app: chat with clickable citations, an item browser, feedback, data facts, and
+(for administrators) data management.
 
-The index is loaded once when the app is built; every handler uses that one `Assistant`.
+The index is loaded once; each request checks the live generation's name (one small read)
+and reopens the index when a publish or rollback moved it, so no restart is needed.
 Nothing on the page comes from the internet: system fonts, no analytics, no CDN.
 """
 
@@ -8,19 +10,22 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 
 from assistant.feedback import Feedback, FeedbackLog
-from assistant.index import IndexMissing, IngestLocked, ingest
+from assistant.index import IndexMissing, IngestLocked, ingest, live_generation, open_index
+from assistant.ingest.readers import MAX_FILE_BYTES
 from assistant.items import DutyItem, ListKind
 from assistant.service import Assistant
 from assistant.settings import Settings
 from ui import render
 from ui.browse import ALL, COLUMNS, Browser, Filters, id_of_row
 from ui.chat import ChatTurn, Conversation, feedback_for, messages, turn_of_message
+from ui.data import DataAdmin
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +65,37 @@ class App:
     """Handlers bound to one loaded assistant (or to the reason there is none)."""
 
     def __init__(self, assistant: Assistant | None, settings: Settings, unavailable: str = ""):
-        self.assistant = assistant
         self.settings = settings
         self.unavailable = unavailable
         self.conversation = Conversation(assistant, unavailable)
         self.feedback = FeedbackLog(settings.feedback_file)
-        items = assistant.kb.items if assistant else []
+        self.data = DataAdmin(settings, on_change=self.follow_live)
+        self._reloading = threading.Lock()
+        self._use(assistant)
+
+    def _use(self, assistant: Assistant | None) -> None:
+        self.assistant = assistant
+        self.conversation.assistant = assistant
         self.by_id: dict[str, DutyItem] = assistant.kb.by_id if assistant else {}
-        self.browser = Browser(items, assistant.retriever.catalog if assistant else None)
+        self.browser = Browser(assistant.kb.items if assistant else [], assistant.retriever.catalog if assistant else None)
+
+    def follow_live(self) -> None:
+        """Reopen the index if another generation went live; requests in flight keep the old one."""
+        if self.assistant is None:
+            return
+        try:
+            live = live_generation(self.settings)
+        except Exception:
+            log.warning("could not read the live generation; answering from %s", self.assistant.kb.generation,
+                        exc_info=True)
+            return
+        if not live or live == self.assistant.kb.generation:
+            return
+        with self._reloading:
+            if live != self.assistant.kb.generation:
+                kb = open_index(self.settings, embedder=self.assistant.kb.embedder)
+                self._use(Assistant(kb, self.settings))
+                log.info("now answering from %s", kb.generation)
 
     # -- chat ----------------------------------------------------------------------------------
 
@@ -76,6 +104,7 @@ class App:
         if not question:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
+        self.follow_live()
         turns = list(turns or [])
         for turn in self.conversation.reply(question, towns or (), lists or (), turns):
             shown = [*turns, turn]
@@ -86,6 +115,7 @@ class App:
         return [], [], None, self._target_label([], None), render.placeholder_html(PANEL_HINT)
 
     def open_item(self, evt: gr.EventData) -> str:
+        self.follow_live()
         item_id = getattr(evt, "item", None)
         item = self.by_id.get(item_id or "")
         if item is None:
@@ -141,6 +171,7 @@ class App:
     # -- browse --------------------------------------------------------------------------------
 
     def browse(self, text: str, town: str, kind: str, category: str, department: str):
+        self.follow_live()
         found = self.browser.rows(Filters(text or "", town or ALL, kind or ALL, category or ALL, department or ALL))
         total = len(self.browser.items)
         return {"headers": COLUMNS, "data": found}, f"共 {len(found)} 项（全部 {total} 项）"
@@ -197,6 +228,8 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
             gr.HTML(render.error_html(unavailable), js_on_load=None, elem_id="unavailable")
         turns = gr.State([])
         target = gr.State(None)
+        admin = gr.State(None)  # the administrator's name once logged in: server-side, per session
+        pending = gr.State(None)  # the previewed upload awaiting Publish
         with gr.Tabs():
             with gr.Tab("问答", id="chat"):
                 with gr.Row():
@@ -257,6 +290,28 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
                                  js_on_load=None, elem_id="browse-detail")
             with gr.Tab("关于数据", id="about"):
                 gr.HTML(app.about(), js_on_load=None, elem_id="about")
+                with gr.Accordion("管理员登录", open=False, elem_id="admin-login", visible=bool(app.data.admins)):
+                    admin_user = gr.Textbox(label="用户名", value="admin", elem_id="admin-user")
+                    admin_secret = gr.Textbox(label="密码", type="password", elem_id="admin-secret")
+                    login = gr.Button("登录", elem_id="admin-submit")
+                    login_status = gr.Markdown(elem_id="admin-status")
+            with gr.Tab("数据管理", id="data", visible=False) as data_tab:
+                gr.Markdown("上传新版清单 → 预览与当前索引的差异 → 发布。发布前不会改动当前索引；发布后问答立即使用新版本。")
+                uploads = gr.File(label="清单文件（txt、docx、xlsx、有文字层的 pdf，可多选）", file_count="multiple",
+                                  file_types=[".txt", ".docx", ".xlsx", ".pdf"], type="filepath", elem_id="data-upload")
+                replace_all = gr.Checkbox(label="替换全部：索引只保留本次上传的乡镇", elem_id="data-replace")
+                with gr.Row():
+                    check = gr.Button("预览", elem_id="data-preview-button")
+                    publish = gr.Button("发布", variant="primary", interactive=False, elem_id="data-publish")
+                data_status = gr.HTML(js_on_load=None, elem_id="data-status")
+                preview_view = gr.HTML(js_on_load=None, elem_id="data-preview")
+                gr.Markdown("### 索引版本")
+                versions_view = gr.HTML(js_on_load=None, elem_id="data-versions")
+                with gr.Row():
+                    target_version = gr.Dropdown([], label="回滚到", elem_id="data-rollback-target", scale=3)
+                    roll_back = gr.Button("回滚", elem_id="data-rollback", scale=1)
+                gr.Markdown("### 操作记录")
+                audit_view = gr.HTML(js_on_load=None, elem_id="data-audit")
 
         ask_outputs = [chatbot, turns, box, target, target_label]
         send.click(app.ask, [box, town_filter, list_filter, turns], ask_outputs, api_name="chat")
@@ -272,6 +327,14 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
             control.change(app.browse, filters, [table, count], api_visibility="private", trigger_mode="always_last")
         table.select(app.select_row, other, [selected, other, detail], api_visibility="private")
         other.input(app.compare_with, [selected, other], detail, api_visibility="private")
+        tables = [versions_view, audit_view, target_version]
+        login.click(app.data.login, [admin_user, admin_secret],
+                    [admin, data_tab, login_status, admin_secret, *tables], api_visibility="private")
+        check.click(app.data.preview, [admin, uploads, replace_all], [pending, preview_view, publish],
+                    api_visibility="private")
+        publish.click(app.data.publish, [admin, pending, replace_all],
+                      [data_status, pending, publish, *tables], api_visibility="private")
+        roll_back.click(app.data.rollback, [admin, target_version], [data_status, *tables], api_visibility="private")
     demo.queue(default_concurrency_limit=settings.ui_concurrency)
     return demo
 
@@ -291,7 +354,7 @@ def launch(demo: gr.Blocks, host: str, port: int, *, block: bool = True, max_upl
         max_file_size=int(max_upload_mb * 2**20),
         server_name=host, server_port=port, prevent_thread_lock=not block, share=False, quiet=True,
         theme=THEME, css=CSS, footer_links=["api", "settings"], run_history=False, ssr_mode=False,
-        pwa=False, mcp_server=False, show_error=False, enable_monitoring=False,
+        pwa=False, mcp_server=False, show_error=False, enable_monitoring=False, max_file_size=MAX_FILE_BYTES,
     )
     return url
 

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from assistant import jsonl
 from assistant.answering.answer import Answer
+from assistant.items import ListKind
 from assistant.settings import Settings, SettingsError, load_settings
 
 TownOption = Annotated[Optional[list[str]], typer.Option("--town", help="Only these townships.")]
@@ -49,16 +50,23 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log deta
 def ingest(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders; default: the shipped lists.")] = None,
     replace: Annotated[bool, typer.Option(help="Make the index hold exactly these documents.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Preview and diff against the live index; publish nothing.")
+    ] = False,
 ) -> None:
     """Parse duty lists and bring the index up to date (only new or changed items are embedded)."""
+    from assistant.audit import AuditLog
     from assistant.index import IngestLocked, ingest as run_ingest
+    from assistant.versions import audit_record, diff_summary
 
     settings = _settings()
+    if dry_run:
+        raise typer.Exit(print_preview(paths or settings.corpus, settings, replace))
     with Progress(TextColumn("嵌入事项"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task("embed", total=None)
         try:
             report = run_ingest(
-                paths or settings.corpus, settings, replace=replace,
+                paths or settings.corpus, settings, replace=replace, user=_user(), annotate=diff_summary,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except IngestLocked as exc:
@@ -68,6 +76,9 @@ def ingest(
             logging.getLogger(__name__).debug("ingest failed", exc_info=True)
             err.print(f"[red]导入失败，索引未改变：{escape(str(exc))}[/red]")
             raise typer.Exit(2) from None
+    if report.errors or (report.generation and report.generation != report.previous):
+        sources = [*report.documents, *(e.source for e in report.errors if Path(e.source).is_file())]
+        AuditLog(settings.audit_file).append(audit_record(report, _user(), _hashes(sources)))
     for error in report.errors:
         err.print(f"[red]未导入 {escape(str(error))}[/red]")
     err.print(
@@ -76,6 +87,102 @@ def ingest(
     )
     if report.errors:
         raise typer.Exit(1)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _hashes(sources: list[str]) -> list[dict]:
+    from assistant.index.generations import file_sha256
+
+    return [{"name": Path(s).name, "sha256": file_sha256(s)} for s in sources]
+
+
+def print_preview(paths, settings: Settings, replace: bool) -> int:
+    """`ingest --dry-run`: each file's township, counts and failures, and its diff against the live index."""
+    from assistant.versions import preview
+
+    checked = preview(paths, settings, replace=replace)
+    out.print(f"预览（未发布），对照当前索引版本 {checked.live or '（尚无索引）'}：")
+    for entry in checked.files:
+        if entry.document is None:
+            out.print(f"[red]{escape(entry.name)}：无法导入[/red]")
+        else:
+            doc, counts = entry.document, entry.counts()
+            out.print(
+                f"{escape(entry.name)}：{escape(doc.county + doc.town)}{'（新乡镇）' if entry.new_town else ''}，"
+                + "，".join(f"{kind.short} {counts[kind.value]} 项" for kind in ListKind)
+            )
+        for error in entry.errors:
+            out.print(f"[red]  {escape(error)}[/red]")
+        if entry.diff is not None:
+            print_diff(entry.diff)
+    for problem in checked.problems:
+        out.print(f"[red]{escape(problem)}[/red]")
+    return 1 if any(entry.errors for entry in checked.files) else 0
+
+
+@app.command()
+def versions(
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line, newest first.")] = False,
+) -> None:
+    """Kept index versions: time, who published, source files with sha256, counts, changes."""
+    from dataclasses import asdict
+
+    from assistant.versions import versions as kept
+
+    found = kept(_settings())
+    if json_output:
+        for version in found:
+            sys.stdout.write(json.dumps(asdict(version), ensure_ascii=False) + "\n")
+        return
+    table = Table("版本", "当前", "时间", "发布人", "事项", "变化", "来源文件", title=f"索引版本（{len(found)}个）")
+    for v in found:
+        change = v.change
+        table.add_row(
+            v.generation, "是" if v.live else "", v.built, escape(v.published_by or "—"), str(v.items),
+            f"新增 {change.get('added', 0)} 更新 {change.get('changed', 0)} 删除 {change.get('removed', 0)}"
+            if change else "—",
+            escape("；".join(f"{Path(d['source']).name} {d.get('sha256', '')[:12]}" for d in v.documents)),
+        )
+    out.print(table)
+
+
+@app.command()
+def rollback(
+    generation: Annotated[Optional[str], typer.Argument(help="A version from `versions`; default: the previous one.")] = None,
+) -> None:
+    """Make an earlier index version live again (atomic; the current one is kept)."""
+    from assistant.index import IngestLocked
+    from assistant.versions import rollback as roll_back
+
+    try:
+        before, after = roll_back(_settings(), _user(), generation)
+    except IngestLocked as exc:
+        err.print(f"[red]无法回滚：{escape(str(exc))}[/red]")
+        raise typer.Exit(3) from None
+    except ValueError as exc:
+        err.print(f"[red]无法回滚：{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    err.print(f"已回滚：当前索引版本 {after}（原为 {before or '无'}）")
+
+
+@app.command("admin-hash")
+def admin_hash(user: Annotated[str, typer.Argument(help="Administrator name.")] = "admin") -> None:
+    """Read a password from stdin; print the `user:hash` line for the admin_file setting."""
+    from assistant.access import hash_secret
+
+    secret = sys.stdin.readline().rstrip("\n")
+    if not secret:
+        err.print("[red]请在标准输入中给出密码[/red]")
+        raise typer.Exit(1)
+    sys.stdout.write(f"{user}:{hash_secret(secret)}\n")
 
 
 @app.command()
