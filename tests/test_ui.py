@@ -386,8 +386,9 @@ def test_plain_html_is_one_inert_block():
 def test_uploads_are_limited(server):
     import httpx
 
+    limit = int(Settings.model_fields["ui_max_upload_mb"].default * 2**20)
     with httpx.Client(trust_env=False, timeout=30) as client:
-        big = client.post(f"{server.rstrip('/')}/gradio_api/upload", files={"files": ("a.bin", b"0" * (2 * 2**20))})
+        big = client.post(f"{server.rstrip('/')}/gradio_api/upload", files={"files": ("a.bin", b"0" * (limit + 2**20))})
         small = client.post(f"{server.rstrip('/')}/gradio_api/upload", files={"files": ("a.bin", b"0" * 1000)})
     assert big.status_code == 413, big.text[:200]
     assert small.status_code == 200

@@ -18,7 +18,6 @@ import gradio as gr
 
 from assistant.feedback import Feedback, FeedbackLog
 from assistant.index import IndexMissing, IngestLocked, ingest, live_generation, open_index
-from assistant.ingest.readers import MAX_FILE_BYTES
 from assistant.items import DutyItem, ListKind
 from assistant.service import Assistant
 from assistant.settings import Settings
@@ -345,8 +344,8 @@ THEME = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
 def launch(demo: gr.Blocks, host: str, port: int, *, block: bool = True, max_upload_mb: float | None = None) -> str:
     """Serve the page (offline: system fonts, no analytics, no share link); returns its URL.
 
-    The page has no upload field, but Gradio's upload route exists on every app: without a
-    limit anyone who can reach the page could fill the disk (setting ui_max_upload_mb).
+    Gradio's upload route exists on every app (only the administrators' 数据管理 tab uploads):
+    without a limit anyone who can reach the page could fill the disk (setting ui_max_upload_mb).
     """
     if max_upload_mb is None:
         max_upload_mb = Settings.model_fields["ui_max_upload_mb"].default
@@ -354,7 +353,7 @@ def launch(demo: gr.Blocks, host: str, port: int, *, block: bool = True, max_upl
         max_file_size=int(max_upload_mb * 2**20),
         server_name=host, server_port=port, prevent_thread_lock=not block, share=False, quiet=True,
         theme=THEME, css=CSS, footer_links=["api", "settings"], run_history=False, ssr_mode=False,
-        pwa=False, mcp_server=False, show_error=False, enable_monitoring=False, max_file_size=MAX_FILE_BYTES,
+        pwa=False, mcp_server=False, show_error=False, enable_monitoring=False,
     )
     return url
 

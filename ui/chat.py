@@ -50,13 +50,14 @@ class Conversation:
         text = ""
         try:
             history = [Turn(t.question, t.answer) for t in earlier if not t.failed]
-            for part in self.assistant.stream(question, towns=tuple(towns), lists=tuple(lists), history=history):
-                if isinstance(part, Answer):
-                    turn.answer, turn.html = part, answer_html(part)
-                else:
-                    text += part
-                    turn.html = streaming_html(text)
+            response = self.assistant.stream(question, towns=tuple(towns), lists=tuple(lists), history=history)
+            for piece in response:
+                text += piece
+                turn.html = streaming_html(text)
                 yield turn
+            turn.answer = response.answer
+            turn.html = answer_html(turn.answer)
+            yield turn
         except Exception as exc:  # shown to the user as a message; the trace goes to the log
             log.exception("answering %r failed", question)
             turn.html, turn.failed = error_html(failure_message(exc, bool(self.assistant.settings.llm_base_url))), True

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from assistant import jsonl
 from assistant.answering.answer import Answer
+from assistant.answering.pipeline import Response
 from assistant.items import ListKind
 from assistant.settings import Settings, SettingsError, load_settings
 
@@ -295,15 +296,13 @@ def _open_assistant():
         raise typer.Exit(2) from None
 
 
-def print_streamed(parts) -> Answer:
+def print_streamed(response: Response) -> Answer:
     """Show the text as it is generated, then the notes and sources; returns the Answer."""
-    for part in parts:
-        if isinstance(part, Answer):
-            out.print()
-            print_sources(part)
-            return part
-        out.print(part, end="", markup=False, highlight=False)
-    raise RuntimeError("the answer stream ended without an Answer")
+    for text in response:
+        out.print(text, end="", markup=False, highlight=False)
+    out.print()
+    print_sources(response.answer)
+    return response.answer
 
 
 def print_sources(answer: Answer) -> None:

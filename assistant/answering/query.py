@@ -42,6 +42,7 @@ class Query:
     search_text: str = ""  # the question without place names, for similarity search
     compare_mode: str = ""  # for COMPARE: "only" (one side lacks) / "both" / "diff"
     asks_figure: bool = False  # an amount, standard, date or contact: the lists hold none
+    elsewhere: bool = False  # a service no township list covers (passports, exams, broadband…)
     cues: dict[str, float] = field(default_factory=dict, compare=False)  # the intent model's inputs
     unknown_places: tuple[str, ...] = ()  # places named that have no list in the index
 
@@ -234,7 +235,7 @@ def understand(
 
     intent, compare_mode = _intent(text, towns, number)
     scaffolding = bool((lists or departments or categories) and _only_scaffolding(rest))
-    asks_figure = False
+    asks_figure = elsewhere = False
     cues = {
         f"cue_{intent.value}": 1.0, "number": float(number is not None), "two_towns": float(len(towns) >= 2),
         "both_towns": float(bool(BOTH_TOWNS.search(text))), "lists": float(bool(lists)),
@@ -243,16 +244,17 @@ def understand(
     }
     model = (model or intent_model.load_model()) if learned else None
     if model is not None:
-        label, figure = model.predict(masked(text, catalog), cues)
-        learned = Intent(label)
+        prediction = model.predict(masked(text, catalog), cues)
+        learned = Intent(prediction.intent)
         if learned is Intent.LOOKUP and number is None or learned is Intent.COMPARE and not compare_mode:
             learned = Intent.SINGLE  # a lookup needs a real 第N项; a comparison needs two townships
         intent = learned
-        asks_figure = intent is Intent.SINGLE and figure >= model.figure_threshold
+        asks_figure = intent is Intent.SINGLE and prediction.figure
+        elsewhere = intent is Intent.SINGLE and prediction.service and not asks_figure
     if intent is not Intent.COMPARE:
         compare_mode = ""
     topic = re.sub(r"\s+", " ", FRAME_WORDS.sub(" ", _QUESTION_MARKS.sub(" ", rest))).strip()
-    if intent is Intent.SINGLE and scaffolding and not asks_figure:
+    if intent is Intent.SINGLE and scaffolding and not (asks_figure or elsewhere):
         intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
     return Query(
         text=text,
@@ -267,6 +269,7 @@ def understand(
         search_text=search_text,
         compare_mode=compare_mode,
         asks_figure=asks_figure,
+        elsewhere=elsewhere,
         cues=cues,
         unknown_places=tuple(unknown_places(text, catalog.known_places(), catalog.mentioned)),
     )

@@ -100,13 +100,18 @@ class Retriever:
         self._county_towns: dict[str, set[str]] = {}
         for item in self.items:
             self._county_towns.setdefault(item.county, set()).add(item.town)
+        # Built here, not on the first question: embedding ~1,500 situation questions takes
+        # ~15 s once per embedder (then read from the cache in a fraction of a second).
+        self.situations = SituationIndex.build(self.items, self.kb.embedder, self.settings.vector_cache)
 
     # -- entry point -------------------------------------------------------------------------
 
     def retrieve(
-        self, question: str, *, towns: Sequence[str] = (), lists: Sequence[ListKind | str] = ()
+        self, question: str, *, towns: Sequence[str] = (), lists: Sequence[ListKind | str] = (),
+        query: Query | None = None,
     ) -> Retrieval:
-        """Answer-ready retrieval for a question; `towns` / `lists` narrow it (UI filters)."""
+        """Answer-ready retrieval for a question; `towns` / `lists` narrow it (UI filters);
+        `query`: the question already understood, so it is not understood twice."""
         started = time.perf_counter()
         question = clean_question(question)
         if not question:
@@ -115,7 +120,7 @@ class Retriever:
             limit = self.settings.max_question_chars
             refusal = f"问题过长（{len(question)}字），请精简到{limit}字以内再问。"
             return Retrieval(Query(text=question[:limit]), abstained=True, refusal=refusal)
-        query = self.understand(question)
+        query = query or self.understand(question)
         if query.unknown_places and not (query.towns or query.counties or towns):
             result = self.outside(query)
             result.seconds = time.perf_counter() - started
@@ -179,11 +184,6 @@ class Retriever:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     # -- hybrid search -----------------------------------------------------------------------
-
-    @cached_property
-    def situations(self) -> SituationIndex:
-        """Built on first use (embedding ~1,500 short questions once per embedder, then cached)."""
-        return SituationIndex.build(self.items, self.kb.embedder, self.settings.cache_dir)
 
     @cached_property
     def model(self):
@@ -270,6 +270,12 @@ class Retriever:
         if not relevant:
             result.abstained = True
             result.note = "清单中没有找到与问题足够相关的事项"
+            return result
+        if query.elsewhere:  # nearest items are shown as related; none answers a service handled elsewhere
+            result.hits = relevant
+            result.abstained = True
+            result.scope = "service"
+            result.note = "这项业务不属于乡镇履职事项清单的范围"
             return result
         if query.asks_figure:  # the responsible item is shown as related, never as the source of a figure
             result.hits = relevant
