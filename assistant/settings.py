@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     situation_keyword_share: float = Field(
         default=0.25, ge=0, description="Weight of the situation-question keyword ranking in fusion."
     )
+    topic_relevance: float = Field(
+        default=0.2, gt=0, lt=1, description="Least relevance for an item to belong to a comparison's topic."
+    )
+    topic_cutoff: float = Field(
+        default=0.6, gt=0, le=1, description="A topic comparison takes items scoring this share of the township's best."
+    )
     min_overlap: float = Field(default=0.5, description="Share of a topic's key terms an item must contain to join a set.")
     relative_cutoff: float = Field(
         default=0.5, description="Cite another township's item when its relevance is at least this share of the best."

@@ -338,6 +338,26 @@ class Retriever:
         hits.sort(key=lambda h: -h.score)
         return hits
 
+    def _about(self, query: Query, within: np.ndarray, towns: tuple[str, str]) -> np.ndarray:
+        """Items of a comparison's topic: in each township, the candidates the relevance model
+        finds relevant to the topic and close to that township's best (the same duty is worded
+        differently in each list), then the aligned counterpart of each in the other township."""
+        topic = replace(query, intent=Intent.SINGLE, text=query.topic, search_text=query.topic, towns=towns)
+        floor = self.settings.topic_relevance
+        hits = [h for h in self.search(topic) if h.relevance >= floor and within[self.position[h.item.id]]]
+        chosen = np.zeros(len(self.items), dtype=bool)
+        for town in towns:
+            ranked = [h for h in hits if h.item.town == town]
+            for hit in ranked:
+                if hit.relevance >= self.settings.topic_cutoff * ranked[0].relevance:
+                    chosen[self.position[hit.item.id]] = True
+        left, right = (self._items(chosen & (self._town_of == self._town_code.get(t, -1))) for t in towns)
+        others = [self._items(within & (self._town_of == self._town_code.get(t, -1))) for t in reversed(towns)]
+        for picked, other in ((left, others[0]), (right, others[1])):
+            for _, counterpart, _ in match(picked, other, _title, _title, allowed=lambda a, b: a.list is b.list):
+                chosen[self.position[counterpart.id]] = True
+        return chosen
+
     def compare(self, query: Query) -> Retrieval:
         towns = list(query.towns) or [t for t in self.kb.towns if t in self._towns(query)] or self.kb.towns
         result = Retrieval(query, complete=True)
@@ -351,15 +371,13 @@ class Retriever:
         mask = self._mask(replace(query, towns=(left, right)), structured=True)
         topical = _has_topic(query.topic)
         if topical:
-            topic_mask = np.zeros(len(self.items), dtype=bool)
-            topic_mask[[self.position[h.item.id] for h in self._topic_hits(query.topic, mask)]] = True
-            mask &= topic_mask
+            mask &= self._about(query, mask, (left, right))
         pairs, only = align(
             self._items(mask & (self._town_of == self._town_code.get(left, -1))),
             self._items(mask & (self._town_of == self._town_code.get(right, -1))),
             self.catalog, towns=(left, right),
         )
-        if topical and query.compare_mode == "diff":
+        if topical and query.compare_mode in ("diff", "both"):
             query = replace(query, compare_mode="topic")
             result.query = query
         if query.compare_mode == "only":
@@ -416,7 +434,7 @@ def _share(terms: list[str], text: str) -> float:
     return sum(t in text for t in terms) / len(terms) if terms else 0.0
 
 
-def _differences(a: DutyItem, b: DutyItem, similarity: float, catalog: Catalog) -> tuple[str, ...]:
+def _differences(a: DutyItem, b: DutyItem, score: float, catalog: Catalog) -> tuple[str, ...]:
     found = []
     keys_a = {catalog.department_key(d) for d in a.involved_departments}
     keys_b = {catalog.department_key(d) for d in b.involved_departments}
@@ -425,7 +443,7 @@ def _differences(a: DutyItem, b: DutyItem, similarity: float, catalog: Catalog) 
         found.append(
             f"{role}不同：{a.town}为{'、'.join(a.involved_departments)}，{b.town}为{'、'.join(b.involved_departments)}"
         )
-    if similarity < 0.9:
+    if score < 0.9:
         found.append("事项名称表述不同")
     if a.township_duties and b.township_duties:
         if similarity("".join(a.township_duties), "".join(b.township_duties)) < 0.6:
