@@ -1,10 +1,11 @@
 """Who may use the service: API keys and web-login passwords, stored only as salted hashes.
 
 It lives in the core because more than one front-end checks the same store (the HTTP API,
-the web app's login, data management). Keys are 256-bit random strings, so one salted
+the web app's login, and the administrators of the 数据管理 tab, whose credentials carry `admin`). Keys are 256-bit random strings, so one salted
 SHA-256 is enough and cheap on every request; passwords are chosen by people and get scrypt.
 Keys can also come from the environment (`DUTY_API_KEYS`, for containers and secret
-managers): those are hashed in memory and never written anywhere.
+managers), and an administrator's password from `DUTY_ADMIN_PASSWORD` (user `admin`): those are
+hashed in memory and never written anywhere.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Credential:
     salt: str  # hex
     hash: str  # hex
     created: str = ""
+    admin: bool = False  # may change the data (the 数据管理 tab)
 
     def matches(self, secret: str) -> bool:
         return hmac.compare_digest(self.hash, _digest(self.kind, secret, bytes.fromhex(self.salt)))
@@ -53,29 +55,35 @@ def _digest(kind: str, secret: str, salt: bytes) -> str:
     return hashlib.sha256(salt + data).hexdigest()
 
 
-def _credential(name: str, kind: Literal["key", "password"], secret: str) -> Credential:
+def _credential(name: str, kind: Literal["key", "password"], secret: str, admin: bool = False) -> Credential:
     salt = secrets.token_bytes(16)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return Credential(name, kind, salt.hex(), _digest(kind, secret, salt), created)
+    return Credential(name, kind, salt.hex(), _digest(kind, secret, salt), created, admin)
+
+
+ADMIN_USER = "admin"
 
 
 class AccessStore:
     """The credentials file (JSON, mode 0600), re-read when it changes so `keys add` needs no restart."""
 
-    def __init__(self, path: Path, env_keys: str = ""):
+    def __init__(self, path: Path, env_keys: str = "", admin_password: str = ""):
         self.path = Path(path)
         self._env = [
             _credential(f"env-{i}", "key", key)
             for i, key in enumerate((k.strip() for k in env_keys.split(",")), 1)
             if key
         ]
+        if admin_password:
+            self._env.append(_credential(ADMIN_USER, "password", admin_password, admin=True))
         self._stamp: tuple[int, int] | None = None
         self._stored: list[Credential] = []
         self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessStore:
-        return cls(settings.access_file, settings.api_keys)
+        password = settings.admin_password.get_secret_value() if settings.admin_password else ""
+        return cls(settings.access_file, settings.api_keys, password)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -113,19 +121,28 @@ class AccessStore:
         """Web login: the name with its password, or with one of its API keys."""
         return any(c.name == name and c.matches(secret) for c in self.credentials if secret)
 
+    def check_admin(self, name: str, secret: str) -> bool:
+        """An administrator's login: an admin credential of that name with this secret."""
+        return any(c.admin and c.name == name and c.matches(secret) for c in self.credentials if secret)
+
+    @property
+    def has_admins(self) -> bool:
+        """Whether anyone can log in as administrator (without one the data tab stays hidden)."""
+        return any(c.admin for c in self.credentials)
+
     # -- changing (the CLI) --------------------------------------------------------------------
 
-    def add_key(self, name: str) -> str:
+    def add_key(self, name: str, *, admin: bool = False) -> str:
         """Store a new key's hash under `name`; returns the key, which is shown once and never stored."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
-        self._add(_credential(name, "key", key))
+        self._add(_credential(name, "key", key, admin))
         return key
 
-    def set_password(self, name: str, password: str) -> None:
+    def set_password(self, name: str, password: str, *, admin: bool = False) -> None:
         if len(password) < 8:
             raise AccessError("密码至少 8 个字符")
         self._change(lambda stored: [c for c in stored if not (c.name == name and c.kind == "password")]
-                     + [_credential(self._valid(name), "password", password)])
+                     + [_credential(self._valid(name), "password", password, admin)])
 
     def remove(self, name: str) -> int:
         """Remove every credential of `name`; returns how many there were."""

@@ -9,8 +9,6 @@ package's job (`eval.feedback`).
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -19,6 +17,7 @@ from typing import Literal
 
 from filelock import FileLock
 
+from assistant import jsonl
 from assistant.answering.answer import Answer
 
 Rating = Literal["up", "down"]
@@ -80,32 +79,28 @@ class FeedbackLog:
     def append(self, record: Feedback) -> Feedback:
         """Write one record durably; sets its time if unset."""
         record.time = record.time or datetime.now(timezone.utc).isoformat(timespec="seconds")
-        line = json.dumps(asdict(record), ensure_ascii=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock, open(self.path, "a", encoding="utf-8") as out:
-            out.write(line)
-            out.flush()
-            os.fsync(out.fileno())
+        with self.lock:
+            jsonl.append(self.path, [asdict(record)])
         return record
 
     def read(self) -> tuple[list[Feedback], list[FeedbackError]]:
         """All records in file order, and the lines that could not be read."""
         if not self.path.exists():
             return [], []
-        records, errors = [], []
+        records = []
         with self.lock:
-            text = self.path.read_text(encoding="utf-8")
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
+            data = self.path.read_bytes()
+        # One damaged byte must not cost the other records: decode with replacement.
+        bad: list[jsonl.JsonlError] = []
+        for number, line in jsonl.parse(data.decode("utf-8", errors="replace"), self.path, bad):
             try:
-                data = json.loads(line)
-                if not isinstance(data, dict) or not data.get("id") or not data.get("question"):
+                if not isinstance(line, dict) or not line.get("id") or not line.get("question"):
                     raise ValueError("needs the fields id and question")
-                records.append(Feedback.from_dict(data))
+                records.append(Feedback.from_dict(line))
             except (ValueError, TypeError) as exc:
-                errors.append(FeedbackError(f"{self.path}:{number}: {exc}"))
-        return records, errors
+                bad.append(jsonl.JsonlError(self.path, number, str(exc)))
+        return records, [FeedbackError(str(error)) for error in sorted(bad, key=lambda e: e.line)]
 
 
 def latest(records: Iterable[Feedback]) -> list[Feedback]:

@@ -21,11 +21,17 @@ class ListKind(str, Enum):
         return _LIST_LABELS[self]
 
     @property
+    def order(self) -> int:
+        """Position in the published document: basic, coordinated, withdrawn."""
+        return _LIST_ORDER[self]
+
+    @property
     def short(self) -> str:
         """Short Chinese name used in citations (基本履职 / 配合履职 / 收回事项)."""
         return _LIST_SHORT[self]
 
 
+_LIST_ORDER = {ListKind.BASIC: 0, ListKind.COORDINATED: 1, ListKind.WITHDRAWN: 2}
 _LIST_LABELS = {
     ListKind.BASIC: "基本履职事项清单",
     ListKind.COORDINATED: "配合履职事项清单",

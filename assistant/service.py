@@ -1,31 +1,24 @@
 """The assistant as one object: load the index once, answer many questions.
 
-CLI, UI and eval all go through `Assistant.ask`, so they answer identically.
+CLI, web app, API and eval all go through `Assistant.ask` / `Assistant.stream`, so they answer
+identically; the steps themselves are the pipeline's (`assistant.answering.pipeline`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING
 
-from assistant.answering.answer import Answer, compose
-from assistant.answering.followup import Resolution, Turn, narrow
-from assistant.answering.followup import resolve as resolve_followup
+from assistant.answering.answer import Answer
+from assistant.answering.followup import Turn
+from assistant.answering.pipeline import Pipeline, Request, Response
+from assistant.answering.retrieve import Retrieval, Retriever
 from assistant.index import IndexMissing, KnowledgeBase, ingest, open_index
 from assistant.items import ListKind
-from assistant.answering.retrieve import Retrieval, Retriever
 from assistant.settings import Settings
 
-if TYPE_CHECKING:
-    from assistant.answering.chain import AnswerChain
-
 log = logging.getLogger(__name__)
-
-NOTE_NO_LLM = "未配置语言模型（DUTY_LLM_BASE_URL），以下为清单原文摘要"
-NOTE_EXCLUDED = "已略去上一轮回答中列出的事项"
 
 
 class Assistant:
@@ -62,8 +55,8 @@ class Assistant:
         use_llm: bool | None = None,
     ) -> Answer:
         """The finished answer; `use_llm=None` uses the language model when one is configured."""
-        *_, answer = self._answer(question, towns, lists, history, use_llm, streaming=False)
-        return answer
+        request = Request.of(question, towns=towns, lists=lists, history=history, use_llm=use_llm)
+        return self.pipeline.run(request, streaming=False).answer
 
     def stream(
         self,
@@ -73,60 +66,17 @@ class Assistant:
         lists: Sequence[ListKind | str] = (),
         history: Sequence[Turn] = (),
         use_llm: bool | None = None,
-    ) -> Iterator[str | Answer]:
-        """Text chunks as they are produced, then the finished `Answer` as the last element.
-
-        The extractive answer arrives as one chunk; the LLM path streams token by token. The
-        final `Answer.text` is authoritative (a failed generation ends in the extractive text).
-        """
-        return self._answer(question, towns, lists, history, use_llm, streaming=True)
-
-    def _answer(
-        self,
-        question: str,
-        towns: Sequence[str],
-        lists: Sequence[ListKind | str],
-        history: Sequence[Turn],
-        use_llm: bool | None,
-        *,
-        streaming: bool,
-    ) -> Iterator[str | Answer]:
-        if use_llm is not False and self.settings.llm_base_url:
-            yield from self.chain.run(question, towns=towns, lists=lists, history=history, streaming=streaming)
-            return
-        started = time.perf_counter()
-        resolution = self.resolve(question, history)
-        retrieval = self.retrieve_resolved(resolution, towns=towns, lists=lists)
-        answer = self.extractive(question, retrieval, resolution)
-        if use_llm:
-            answer.notes.append(NOTE_NO_LLM)
-        answer.timings = {"retrieval": retrieval.seconds, "total": time.perf_counter() - started}
-        yield answer.text
-        yield answer
-
-    # -- the steps both generators share -----------------------------------------------------
-
-    def resolve(self, question: str, history: Sequence[Turn] = ()) -> Resolution:
-        """Rule-based follow-up resolution (the LLM chain may rewrite on top of it)."""
-        return resolve_followup(question, history, self.retriever.catalog)
-
-    def retrieve_resolved(
-        self, resolution: Resolution, *, towns: Sequence[str] = (), lists: Sequence[ListKind | str] = ()
-    ) -> Retrieval:
-        retrieval = self.retrieve(resolution.question, towns=towns, lists=lists)
-        return narrow(retrieval, resolution.exclude, self.settings.top_k)
-
-    def extractive(self, question: str, retrieval: Retrieval, resolution: Resolution | None = None) -> Answer:
-        answer = compose(question, retrieval)
-        if resolution is not None and resolution.rewritten:
-            answer.meta.update(resolved_question=resolution.question, followup_rule=resolution.rule)
-            if resolution.exclude:
-                answer.meta["excluded"] = list(resolution.exclude)
-                answer.notes.append(NOTE_EXCLUDED)
-        return answer
+    ) -> Response:
+        """Iterate for the text as it is produced (the extractive answer comes as one piece, the
+        LLM's token by token), then read `.answer`: the finished, authoritative Answer."""
+        request = Request.of(question, towns=towns, lists=lists, history=history, use_llm=use_llm)
+        return self.pipeline.run(request, streaming=True)
 
     @cached_property
-    def chain(self) -> AnswerChain:
-        from assistant.answering.chain import AnswerChain
+    def pipeline(self) -> Pipeline:
+        chain = None
+        if self.settings.llm_base_url:
+            from assistant.answering.chain import AnswerChain  # langchain-openai loads only when used
 
-        return AnswerChain(self)
+            chain = AnswerChain(self.settings)
+        return Pipeline(self.retriever, self.settings, chain)

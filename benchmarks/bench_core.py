@@ -6,7 +6,6 @@ numbers include building the index from the shipped corpus.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from assistant import jsonl
 from assistant.index import ingest
 from assistant.settings import CORPUS_DIR, Settings
 
@@ -35,7 +35,7 @@ def main() -> None:
         settings = Settings(home=home, corpus=[CORPUS_DIR])
         first = ingest(settings.corpus, settings)
         again = ingest(settings.corpus, settings)
-        questions = [json.loads(line)["question"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines()][:50]
+        questions = [record["question"] for _, record in jsonl.read(QUESTIONS)][:50]
         batch_seconds, batch = cli(["ask", "--json", "-"], home, "\n".join(questions) + "\n")
         answered = len(batch.stdout.splitlines())
         cold = [cli(["ask", "--json", q], home)[0] for q in questions[:3]]

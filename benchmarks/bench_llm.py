@@ -95,10 +95,12 @@ def speed(assistant: Assistant, questions: list) -> dict:
     for question in questions:
         started = time.perf_counter()
         first_at = None
-        for part in assistant.stream(question.question, use_llm=True):
-            if isinstance(part, str) and first_at is None:
+        response = assistant.stream(question.question, use_llm=True)
+        for _ in response:
+            if first_at is None:
                 first_at = time.perf_counter()
         ended = time.perf_counter()
+        part = response.answer
         if part.generator != "llm" or first_at is None:
             continue
         first.append(first_at - started - part.timings.get("retrieval", 0.0))

@@ -82,12 +82,13 @@ def child_ingest(home: Path, corpus: Path, vectors: Path | None) -> dict:
 
 
 def child_query(home: Path, towns: list[str], seed: int) -> dict:
+    from assistant import jsonl
     from assistant.service import Assistant
 
     started = time.perf_counter()
     assistant = Assistant.open(_settings(home), build=False)
     opened = time.perf_counter() - started
-    records = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines()]
+    records = [record for _, record in jsonl.read(QUESTIONS)]
     single = [PLACES.sub("", r["question"]) for r in records if r["kind"] == "single"][:SINGLE]
     enumeration = [PLACES.sub("", r["question"]) for r in records if r["kind"] == "enumeration"][:ENUMERATION]
     rng = random.Random(seed)

@@ -9,7 +9,6 @@ Target (no LLM, 2 cores): no errors, p95 under 3 s for 20 concurrent questions.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -28,8 +27,9 @@ LOOPBACK = {"127.0.0.1", "localhost"}
 
 def questions(count: int) -> list[str]:
     """A spread of eval questions over every kind, the same on every run."""
-    lines = (ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
+    from assistant import jsonl
+
+    records = [record for _, record in jsonl.read(ROOT / "eval" / "questions.jsonl")]
     step = max(1, len(records) // count)
     return [r["question"] for r in records[::step]][:count]
 

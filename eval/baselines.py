@@ -126,7 +126,7 @@ def row_spans(text: str, towns: Sequence[str]) -> list[RowSpan]:
     spans: list[RowSpan] = []
     town = kind = None
     offset = 0
-    for line in text.splitlines(keepends=True):
+    for line in re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text):  # as parsing.read_text splits
         stripped = line.strip()
         title_kind = next((k for k in ListKind if stripped.endswith(k.label) and "\t" not in stripped), None)
         if title_kind is not None:

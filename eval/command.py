@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -59,10 +60,10 @@ def run(options: Options, out: Console, err: Console) -> int:
         questions = load_questions(options.questions, options.split)
         reference = load_reference(options.against) if options.against else None
     except (ValueError, QuestionError) as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         return 2
     if not questions:
-        err.print(f"[red]{options.questions} 中没有 {options.split} 问题[/red]")
+        err.print(f"[red]{escape(str(options.questions))} 中没有 {escape(options.split)} 问题[/red]")
         return 2
     previous = previous_run(folder, options.split, options.generator)
     if reference is None and (options.compare or options.tolerance is not None):
@@ -70,7 +71,7 @@ def run(options: Options, out: Console, err: Console) -> int:
     try:
         assistant = Assistant.open(settings)
     except Exception as exc:
-        err.print(f"[red]无法打开索引：{exc}[/red]")
+        err.print(f"[red]无法打开索引：{escape(str(exc))}[/red]")
         return 2
     systems = [AssistantSystem(assistant, options.generator)]
     try:
@@ -78,7 +79,7 @@ def run(options: Options, out: Console, err: Console) -> int:
             err.print(f"准备基线 {name}…")
             systems.append(make_baseline(name, assistant.kb, settings))
     except ValueError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         return 2
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

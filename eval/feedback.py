@@ -6,11 +6,11 @@ counts as a good eval question, and its kinds, belong here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant import jsonl
 from assistant.feedback import Feedback, FeedbackError, FeedbackLog, latest
 from eval.questions import QUESTIONS_FILE
 
@@ -95,10 +95,11 @@ def known_questions(path: Path | None = None) -> set[tuple[str, tuple[str, ...]]
     if not source.exists():
         return set()
     known = set()
-    for line in source.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            data = json.loads(line)
+    for number, data in jsonl.read(source):
+        try:
             known.add((data["question"], tuple(data.get("history", ()))))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise jsonl.JsonlError(source, number, f"not an eval question ({type(exc).__name__}: {exc})") from None
     return known
 
 

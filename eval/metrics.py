@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eval.questions import KINDS, SINGLE_ITEM_KINDS, Question
+from eval.questions import BANDS, KINDS, SINGLE_ITEM_KINDS, Question
 
 
 @dataclass(frozen=True)
@@ -130,20 +130,25 @@ def summarize(results: Iterable[Scored]) -> dict:
     """{"overall": …, "single_item": …, "kinds": {kind: …}} for one system's results."""
     results = list(results)
     present = [k for k in KINDS if any(r.question.kind == k for r in results)]
+    banded = [name for name, _, _ in BANDS if any(r.question.band == name for r in results)]
     return {
         "overall": aggregate(results),
         "single_item": aggregate([r for r in results if r.question.kind in SINGLE_ITEM_KINDS]),
         "kinds": {k: aggregate([r for r in results if r.question.kind == k]) for k in present},
+        "bands": {b: aggregate([r for r in results if r.question.band == b]) for b in banded},
     }
 
 
 def lookup(summary: dict, key: str) -> float | None:
-    """A figure by name: 'citation_hit' (overall), 'single_item.citation_hit', 'enumeration.set_f1'."""
+    """A figure by name: 'citation_hit' (overall), 'single_item.citation_hit', 'enumeration.set_f1',
+    'band:low.citation_hit' (single-item questions of one overlap band)."""
     scope, _, metric = key.rpartition(".")
     if metric not in BY_KEY:
         raise KeyError(f"unknown metric {metric!r}; valid: {', '.join(BY_KEY)}")
     if scope in ("", "overall", "single_item"):
         return summary[scope or "overall"].get(metric)
+    if scope.startswith("band:"):
+        return summary.get("bands", {}).get(scope[5:], {}).get(metric)
     if scope not in KINDS:
         raise KeyError(f"unknown scope {scope!r}; valid: overall, single_item, {', '.join(KINDS)}")
     return summary["kinds"].get(scope, {}).get(metric)

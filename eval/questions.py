@@ -5,10 +5,11 @@ A malformed line is reported as "file:line: field: problem", never as a stack tr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from assistant import jsonl
 
 QUESTIONS_FILE = Path(__file__).parent / "questions.jsonl"
 
@@ -22,8 +23,14 @@ KINDS = (
     "comparison",
     "out_of_scope",
     "follow_up",
+    "trap",
 )
-SPLITS = ("dev", "test")
+SPLITS = ("train", "dev", "test")
+"""train: for anything learned; dev: for choices; test: frozen, reported, never used to choose."""
+OOS_KINDS = ("figure", "place", "service")
+BANDED_KINDS = ("single", "withdrawn", "department", "trap")
+BANDS = (("low", 0.0, 0.15), ("mid", 0.15, 0.4), ("high", 0.4, 1.01))
+"""Lexical-overlap bands: share of a question's character bigrams found in its gold item."""
 MATCHES = ("any", "all")
 SINGLE_ITEM_KINDS = ("single", "withdrawn", "department", "number")
 """Kinds whose question asks about one duty: the issue's 'single-item hit' is measured over these."""
@@ -45,6 +52,16 @@ class Question:
     count: int | None = None
     history: tuple[str, ...] = ()
     note: str = ""
+    overlap: float | None = None
+    oos: str = ""
+    duty: str = ""
+
+    @property
+    def band(self) -> str | None:
+        """The overlap band of a single-item question, None for the other kinds."""
+        if self.overlap is None or self.kind not in BANDED_KINDS:
+            return None
+        return next(name for name, low, high in BANDS if low <= self.overlap < high)
 
     @property
     def in_scope(self) -> bool:
@@ -59,11 +76,16 @@ class Question:
             data["count"] = self.count
         if self.history:
             data["history"] = list(self.history)
+        if self.overlap is not None:
+            data["overlap"] = self.overlap
+        for key in ("oos", "duty", "note"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
         return data
 
 
 _REQUIRED = {"id": str, "split": str, "kind": str, "question": str, "gold": list, "match": str, "facts": list}
-_OPTIONAL = {"count": int, "history": list, "note": str}
+_OPTIONAL = {"count": int, "history": list, "note": str, "overlap": float, "oos": str, "duty": str}
 
 
 def parse_question(data: object, where: str) -> Question:
@@ -76,7 +98,8 @@ def parse_question(data: object, where: str) -> Question:
         if not isinstance(data[key], kind):
             raise QuestionError(f"{where}: {key}: expected {kind.__name__}")
     for key, kind in _OPTIONAL.items():
-        if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
+        value = float(data[key]) if key == "overlap" and isinstance(data.get(key), int) else data.get(key)
+        if key in data and (not isinstance(value, kind) or isinstance(value, bool)):
             raise QuestionError(f"{where}: {key}: expected {kind.__name__}")
     unknown = set(data) - set(_REQUIRED) - set(_OPTIONAL)
     if unknown:
@@ -93,6 +116,8 @@ def parse_question(data: object, where: str) -> Question:
         raise QuestionError(f"{where}: count: missing for a count question")
     if data["kind"] == "follow_up" and not data.get("history"):
         raise QuestionError(f"{where}: history: missing for a follow_up question")
+    if "oos" in data and data["oos"] not in OOS_KINDS:
+        raise QuestionError(f"{where}: oos: {data['oos']!r} is not one of {', '.join(OOS_KINDS)}")
     if data["kind"] == "out_of_scope" and data["gold"]:
         raise QuestionError(f"{where}: gold: must be empty for out_of_scope")
     if data["kind"] != "out_of_scope" and not data["gold"] and "count" not in data:
@@ -101,6 +126,8 @@ def parse_question(data: object, where: str) -> Question:
         id=data["id"], split=data["split"], kind=data["kind"], question=data["question"],
         gold=tuple(data["gold"]), match=data["match"], facts=tuple(data["facts"]),
         count=data.get("count"), history=tuple(data.get("history", ())), note=data.get("note", ""),
+        overlap=float(data["overlap"]) if "overlap" in data else None, oos=data.get("oos", ""),
+        duty=data.get("duty", ""),
     )
 
 
@@ -110,14 +137,12 @@ def load_questions(path: Path = QUESTIONS_FILE, split: str = "all", kinds: Itera
         raise QuestionError(f"{path}: unknown split {split!r}; valid: {', '.join(SPLITS)}, all")
     questions: list[Question] = []
     seen: set[str] = set()
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    try:
+        records = jsonl.read(path)
+    except jsonl.JsonlError as exc:
+        raise QuestionError(str(exc)) from None
+    for number, data in records:
         where = f"{path}:{number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise QuestionError(f"{where}: not valid JSON ({exc.msg})") from None
         question = parse_question(data, where)
         if question.id in seen:
             raise QuestionError(f"{where}: id: {question.id} appears twice")

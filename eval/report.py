@@ -7,12 +7,12 @@ The UI reads reports through `latest_report(folder)` and `history(folder)`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant import jsonl
 from assistant.index import KnowledgeBase
 from assistant.settings import Settings
 from eval.gate import TARGETS, changes, reference_summary
@@ -104,11 +104,10 @@ def write_report(run: EvalRun, folder: Path, previous: dict | None = None) -> Re
     stem = _free_stem(folder, f"eval-{run.timestamp.replace(':', '').replace('-', '')[:15]}-{run.split}")
     report = report_record(run)
     files = ReportFiles(folder / f"{stem}.json", folder / f"{stem}.md", folder / f"{stem}.png")
-    _write_atomic(files.json, json.dumps(report, ensure_ascii=False, indent=1))
-    _write_atomic(files.markdown, markdown(report, previous))
+    jsonl.write_atomic(files.json, json.dumps(report, ensure_ascii=False, indent=1))
+    jsonl.write_atomic(files.markdown, markdown(report, previous))
     chart(report, previous, files.chart)
-    with open(folder / HISTORY, "a", encoding="utf-8") as out:
-        out.write(json.dumps(history_entry(report, files.json.name), ensure_ascii=False) + "\n")
+    jsonl.append(folder / HISTORY, [history_entry(report, files.json.name)])
     return files
 
 
@@ -120,12 +119,6 @@ def _free_stem(folder: Path, stem: str) -> str:
     return candidate
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 # -- reading -------------------------------------------------------------------------------
 
 
@@ -134,13 +127,8 @@ def history(folder: Path) -> list[dict]:
     path = Path(folder) / HISTORY
     if not path.exists():
         return []
-    entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return entries
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    return [entry for _, entry in jsonl.parse(text, path, errors=[])]
 
 
 def latest_report(folder: Path) -> dict | None:
@@ -195,9 +183,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
 
 
 def scopes(summary: dict) -> list[tuple[str, dict]]:
-    """Per-kind rows in the kind order, then the single-item group and overall."""
+    """Per-kind rows in the kind order, the single-item group, its overlap bands, and overall."""
     rows = [(k, summary["kinds"][k]) for k in KINDS if k in summary["kinds"]]
-    return rows + [("single_item", summary["single_item"]), ("overall", summary["overall"])]
+    rows.append(("single_item", summary["single_item"]))
+    rows += [(f"band:{b}", figures) for b, figures in summary.get("bands", {}).items()]
+    return rows + [("overall", summary["overall"])]
 
 
 def markdown(report: dict, previous: dict | None = None) -> str:

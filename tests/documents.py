@@ -212,3 +212,34 @@ def write_pdf(doc: Layout, path: Path, font: Path) -> Path:
                         row.cell(text, rowspan=spans[r])
     pdf.output(str(path))
     return path
+
+
+NEW_DUTY = "每月组织一次私屠滥宰专项巡查"
+NEW_ITEM = "负责本镇数据管理试点工作，按时更新履职事项清单"
+
+
+def changed_ergong(folder: Path) -> Path:
+    """A newer 二工镇 list with exactly three changes: 配合22's township duties gain a step,
+    配合102 (the last) moves to the end of 收回 (a county department took it back), and
+    基本110 is added at the end. Last items, so nothing is renumbered."""
+    from assistant.settings import CORPUS_DIR
+
+    lines = (CORPUS_DIR / "二工镇.txt").read_text(encoding="utf-8").splitlines()
+    rows = [(i, line.split("\t")) for i, line in enumerate(lines)]
+    basic_last = next(i for i, cells in rows if len(cells) == 3 and cells[0] == "109")
+    slaughter = next(i for i, cells in rows if len(cells) == 6 and cells[0] == "22")
+    moved = next(i for i, cells in rows if len(cells) == 6 and cells[0] == "102")
+    withdrawn_last = max(i for i, cells in rows if len(cells) == 4 and cells[0].isdigit())
+    cells = lines[slaughter].split("\t")
+    cells[5] += f"；4.{NEW_DUTY}"
+    lines[slaughter] = "\t".join(cells)
+    _, category, title, departments, *_ = lines[moved].split("\t")
+    number = int(lines[withdrawn_last].split("\t")[0]) + 1
+    taken_back = f"{number}\t{category}\t{title}\t{departments.split('、')[0]}：由县级部门直接负责，乡镇不再承担。"
+    lines.insert(withdrawn_last + 1, taken_back)
+    del lines[moved]
+    lines.insert(basic_last + 1, f"110\t综合政务\t{NEW_ITEM}")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "二工镇.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -23,6 +23,8 @@ class Reply:
     delay: float = 0.0  # seconds before answering (timeouts)
     raw: str | None = None  # send this body instead of a completion (malformed responses)
     status: int = 200
+    forever: bool = False  # stream `text` again and again until the client goes away
+    interval: float = 0.0  # seconds between streamed pieces
 
     def chunks(self) -> list[str]:
         if self.pieces is not None:
@@ -82,6 +84,8 @@ class OpenAIStub:
                         self._send(reply.status, reply.raw or json.dumps({"error": {"message": "scripted failure"}}))
                     elif body.get("stream"):
                         self._stream(reply)
+                    elif reply.forever:
+                        self._trickle(reply)
                     else:
                         self._send(200, json.dumps(stub.completion(reply.text)))
                 except (BrokenPipeError, ConnectionResetError):
@@ -100,11 +104,27 @@ class OpenAIStub:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
                 self.end_headers()
-                for piece in reply.chunks():
-                    self._event(stub.chunk({"content": piece}, None))
+                while True:
+                    for piece in reply.chunks():
+                        self._event(stub.chunk({"content": piece}, None))
+                        time.sleep(reply.interval)
+                    if not reply.forever:
+                        break
                 self._event(stub.chunk({}, "stop"))
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
+
+            def _trickle(self, reply: Reply):
+                """A JSON body that never ends: a byte at a time, forever."""
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(2**40))
+                self.end_headers()
+                self.wfile.write(b'{"id": "')
+                while True:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(reply.interval or 0.05)
 
             def _event(self, payload: dict):
                 self.wfile.write(b"data: " + json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n\n")

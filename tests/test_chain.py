@@ -15,7 +15,8 @@ from assistant.answering.answer import Answer, compose
 from assistant.answering.chain import NOTE_INCONSISTENT, NOTE_NO_ROOM, NOTE_UNAVAILABLE, NOTE_UNCITED, pack
 from assistant.answering.citations import MARKER
 from assistant.answering.followup import Turn
-from assistant.service import NOTE_NO_LLM, Assistant
+from assistant.answering.pipeline import NOTE_NO_LLM
+from assistant.service import Assistant
 from assistant.answering.tokens import TokenCounter
 from prompts import load
 from openai_stub import OpenAIStub, Reply, all_text, markers, user_text
@@ -140,14 +141,17 @@ def test_abstained_retrieval_never_calls_the_model(llm, stub):
 @pytest.mark.parametrize("streaming", [False, True], ids=["ask", "stream"])
 def test_failures_fall_back_to_the_extractive_answer(llm, stub, reply, streaming):
     stub.script(reply)
-    parts = list(llm.stream(SLAUGHTER)) if streaming else [llm.ask(SLAUGHTER)]
-    answer = parts[-1]
+    if streaming:
+        response = llm.stream(SLAUGHTER)
+        chunks, answer = list(response), response.answer
+    else:
+        chunks, answer = [], llm.ask(SLAUGHTER)
     offline = extractive(llm, SLAUGHTER)
     assert isinstance(answer, Answer) and answer.generator == "extractive"
     assert answer.text == offline.text and [i.id for i in answer.citations] == [i.id for i in offline.citations]
     assert NOTE_UNAVAILABLE in answer.notes and answer.meta["llm_error"]
     if streaming:
-        assert offline.text in "".join(p for p in parts if isinstance(p, str))
+        assert offline.text in "".join(chunks)
 
 
 def test_unreachable_server_falls_back(assistant):
@@ -169,8 +173,8 @@ def test_streaming_yields_tokens_in_order(llm, stub):
         return Reply(pieces=["乡镇", "要劝说", "制止", marker[:middle], marker[middle:], "，并报告县里", "。"])
 
     stub.script(reply)
-    parts = list(llm.stream(SLAUGHTER))
-    chunks, answer = parts[:-1], parts[-1]
+    response = llm.stream(SLAUGHTER)
+    chunks, answer = list(response), response.answer
     assert stub.requests[0]["stream"] is True
     assert isinstance(answer, Answer) and answer.generator == "llm"
     assert all(isinstance(c, str) for c in chunks) and len(chunks) >= 5
@@ -200,7 +204,7 @@ def test_set_answer_with_a_wrong_count_falls_back(llm, stub):
 
 def test_token_budget_keeps_whole_items(llm):
     items = extractive(llm, ENUMERATION).citations
-    count = llm.chain.count
+    count = llm.pipeline.chain.count
     blocks = [item.full_text() for item in items]
     budget = sum(count(b + "\n\n") for b in blocks[:3]) + count(blocks[3]) // 2  # room for 3½ items
     packed = pack(items, budget, count, lambda item: item.full_text())
@@ -238,7 +242,7 @@ def test_followup_rewrite_sends_the_history(llm, stub):
     rewrite = all_text(stub.requests[0])
     assert "二工镇私屠滥宰归谁管？" in rewrite and "那半截沟镇呢？" in rewrite
     assert first.citations[0].citation in rewrite  # the previous answer's items go along
-    assert answer.meta["resolved_question"] == "半截沟镇私屠滥宰归谁管？" and answer.meta["followup_rule"] == "llm"
+    assert answer.resolved_question == "半截沟镇私屠滥宰归谁管？" and answer.followup_rule == "llm"
     assert answer.citations and {i.town for i in answer.citations} == {"半截沟镇"}
 
 
@@ -246,7 +250,7 @@ def test_followup_falls_back_to_the_rules_when_the_rewrite_fails(llm, stub):
     first = extractive(llm, "二工镇私屠滥宰归谁管？")
     stub.script(Reply(raw="garbage"), cite_first("由县农业农村局牵头"))
     answer = llm.ask("那半截沟镇呢？", history=[Turn("二工镇私屠滥宰归谁管？", first)])
-    assert answer.meta["resolved_question"] == "半截沟镇私屠滥宰归谁管？" and answer.meta["followup_rule"] == "scope"
+    assert answer.resolved_question == "半截沟镇私屠滥宰归谁管？" and answer.followup_rule == "scope"
     assert answer.generator == "llm" and {i.town for i in answer.citations} == {"半截沟镇"}
 
 
@@ -254,14 +258,14 @@ def test_self_contained_question_is_not_rewritten(llm, stub):
     first = extractive(llm, "二工镇私屠滥宰归谁管？")
     stub.script(cite_first())
     answer = llm.ask(SLAUGHTER, history=[Turn("二工镇私屠滥宰归谁管？", first)])
-    assert len(stub.requests) == 1 and "resolved_question" not in answer.meta
+    assert len(stub.requests) == 1 and answer.resolved_question == ""
 
 
 def test_no_llm_configured_answers_exactly_as_before(assistant):
     for question in (SLAUGHTER, ENUMERATION, OUT_OF_SCOPE, "二工镇配合履职事项第22项是什么？"):
         answer = assistant.ask(question)
         assert answer.to_json() == compose(question, assistant.retrieve(question)).to_json()
-        assert answer.generator == "extractive" and answer.notes == [] and answer.meta == {}
+        assert answer.generator == "extractive" and answer.notes == [] and set(answer.meta) == {"models"}
         assert list(assistant.stream(question))[0] == answer.text
 
 

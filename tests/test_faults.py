@@ -34,7 +34,7 @@ SEED = int(os.environ.get("FAULT_SEED", time.time_ns() % 100_000))
 
 def _copy_home(built: Settings, home: Path) -> Settings:
     shutil.copytree(built.index_dir, home / "index")
-    return Settings(home=home)
+    return Settings(home=home, keep_generations=2)  # the live generation and the one it replaced
 
 
 def _edited_corpus(folder: Path, suffix: str = "（修订）", every: bool = True) -> Path:

@@ -43,7 +43,7 @@ def test_township_switch(assistant, catalog):
     answer = assistant.ask("那半截沟镇呢？", history=history)
     assert answer.citations and {i.town for i in answer.citations} == {"半截沟镇"}
     assert [i.id for i in answer.citations] == [i.id for i in assistant.ask(resolution.question).citations]
-    assert answer.meta["resolved_question"] == resolution.question
+    assert answer.resolved_question == resolution.question
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_more_excludes_what_was_already_cited(assistant, catalog):
     assert set(resolution.exclude) == {i.id for i in first.answer.citations}
     second = assistant.ask("还有吗？", history=[first])
     assert not {i.id for i in second.citations} & set(resolution.exclude)
-    assert second.meta["excluded"] == list(resolution.exclude)
+    assert second.excluded == list(resolution.exclude)
     third = assistant.ask("还有吗？", history=[first, Turn("还有吗？", second)])
     assert not {i.id for i in third.citations} & ({i.id for i in second.citations} | set(resolution.exclude))
 

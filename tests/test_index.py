@@ -89,14 +89,14 @@ def test_replace_drops_townships_not_given(home):
 
 
 def test_crash_before_swap_keeps_the_old_generation(home, monkeypatch):
-    import assistant.index.generations as index
+    from assistant.index.store import LocalStore
 
     before = current_generation(home)
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(index, "_swap", crash)
+    monkeypatch.setattr(LocalStore, "swap", crash)
     with pytest.raises(KeyboardInterrupt):
         ingest([ERGONG], home, replace=True)
     assert current_generation(home) == before
@@ -134,3 +134,41 @@ def test_embedder_mismatch_is_reported(built_settings, tmp_path):
 
     with pytest.raises(RuntimeError, match="re-run `duty-assistant ingest`"):
         open_index(built_settings, embedder=Other())
+
+
+def test_plan_compares_by_content_hash_without_chroma(tmp_path):
+    from dataclasses import replace
+
+    from assistant.index.plan import plan_change
+    from assistant.ingest.parsing import parse_file
+
+    ergong, banjiegou = parse_file(ERGONG), parse_file(BANJIEGOU)
+    live = {item.id: item for item in ergong.items + banjiegou.items}
+    edited = list(ergong.items)
+    edited[0] = replace(edited[0], title=edited[0].title + "（修订）")
+    del edited[-1]  # the last withdrawn item
+    newer = replace(ergong, items=edited)
+
+    plan = plan_change(live, [newer], replace=False, reuse_vectors=True)
+    assert plan.changed == (edited[0].id,) and plan.removed == (ergong.items[-1].id,) and plan.added == ()
+    assert [i.id for i in plan.to_embed] == [edited[0].id]
+    assert set(plan.to_delete) == {edited[0].id, ergong.items[-1].id}
+    assert plan.unchanged == len(live) - 2 and plan.removed_towns == ()
+
+    fresh = plan_change(live, [newer], replace=True, reuse_vectors=False)
+    assert fresh.removed_towns == ("半截沟镇",) and fresh.to_delete == ()
+    assert len(fresh.to_embed) == len(fresh.items) == len(edited)
+    assert plan_change(live, [ergong, banjiegou], replace=True, reuse_vectors=True).empty
+
+
+def test_any_chroma_client_queries_a_generation_by_text(built_settings):
+    """The collection carries the registered embedding function: no vectors needed to query it."""
+    import chromadb
+
+    from embeddings.chroma import ChromaEmbeddingFunction
+
+    folder = current_generation(built_settings)
+    collection = chromadb.PersistentClient(path=str(folder / "chroma")).get_collection("duty_items")
+    assert isinstance(collection.configuration["embedding_function"], ChromaEmbeddingFunction)
+    found = collection.query(query_texts=["私屠滥宰执法监管"], n_results=2, where={"town": "二工镇"})
+    assert found["ids"][0][0] == "二工镇:coordinated:22"

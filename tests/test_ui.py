@@ -352,3 +352,54 @@ def _wait_for(condition, process: subprocess.Popen, log: Path, seconds: float) -
         if time.monotonic() > deadline:
             raise AssertionError(f"`duty-assistant ui` did not start within {seconds} s")
         time.sleep(0.25)
+
+
+# -- hostile input (issue 14, items 5 and 12) -------------------------------------------------------
+
+HOSTILE_QUESTION = (
+    "![x](http://127.0.0.1:9/x.png) 私屠滥宰 [点我](http://127.0.0.1:9/a) $$\\href{http://127.0.0.1:9/}{x}$$ "
+    "<img src=http://127.0.0.1:9/y.png> http://127.0.0.1:9/z"
+)
+
+
+def test_user_text_is_shown_as_text_and_loads_nothing(browser_page):
+    """A Markdown image in a question must not be fetched, in the chat or the feedback label."""
+    page, requested = browser_page
+    page.get_by_role("tab", name="问答").click()
+    _ask(page, HOSTILE_QUESTION)
+    page.locator("#chat button[aria-label='Dislike']").last.click()
+    page.locator("#feedback-status", has_text="已记录").wait_for()
+    page.wait_for_timeout(500)  # give any image or link prefetch time to start
+    assert [url for url in requested if "127.0.0.1:9/" in url] == []
+    assert page.locator("#chat .plain").last.inner_text() == HOSTILE_QUESTION
+    assert HOSTILE_QUESTION in page.locator("#feedback-target").inner_text()
+    for place in ("#chat", "#feedback-target"):
+        assert page.locator(f"{place} img[src*='127.0.0.1:9'], {place} a[href*='127.0.0.1:9']").count() == 0
+
+
+def test_plain_html_is_one_inert_block():
+    html = render.plain_html("![x](http://h/x.png)\n\n<b>[/bold]</b> $$x$$")
+    assert "\n" not in html and "<b>" not in html and "](" not in html and "$$" not in html
+    assert html.startswith('<div class="plain">') and html.count("<br>") == 2
+
+
+def test_uploads_are_limited(server):
+    import httpx
+
+    limit = int(Settings.model_fields["ui_max_upload_mb"].default * 2**20)
+    with httpx.Client(trust_env=False, timeout=30) as client:
+        big = client.post(f"{server.rstrip('/')}/gradio_api/upload", files={"files": ("a.bin", b"0" * (limit + 2**20))})
+        small = client.post(f"{server.rstrip('/')}/gradio_api/upload", files={"files": ("a.bin", b"0" * 1000)})
+    assert big.status_code == 413, big.text[:200]
+    assert small.status_code == 200
+
+
+def test_a_long_feedback_comment_is_refused_with_a_reason(assistant, tmp_path):
+    settings = assistant.settings.model_copy(update={"home": tmp_path, "feedback_max_chars": 50})
+    app = App(assistant, settings)
+    turns = list(app.conversation.reply("出具婚姻状况证明还归镇里吗？", (), (), []))[-1:]
+    status, *_ = app.submit_feedback(0, "down", "很" * 51, [], False, turns)
+    assert "意见过长（51字）" in status and "50字以内" in status
+    assert FeedbackLog(settings.feedback_file).read() == ([], [])
+    status, *_ = app.submit_feedback(0, "down", "很" * 50, [], False, turns)
+    assert status.startswith("已记录") and len(FeedbackLog(settings.feedback_file).read()[0]) == 1

@@ -40,6 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.access import AccessStore
 from assistant.answering.answer import Answer
+from assistant.answering.pipeline import Response
 from assistant.answering.citations import MARKER, marker_id
 from assistant.answering.departments import department_key
 from assistant.answering.followup import Turn
@@ -189,14 +190,11 @@ def answer_json(answer: Answer) -> dict:
 # -- consuming the assistant -------------------------------------------------------------------
 
 
-def answer_parts(parts: Iterable[str | Answer]) -> Iterator[tuple[str, Answer | None]]:
+def answer_parts(response: Response) -> Iterator[tuple[str, Answer | None]]:
     """The one place that knows the shape of `Assistant.stream`: ("chunk", None)…, then ("", Answer)."""
-    for part in parts:
-        if isinstance(part, Answer):
-            yield "", part
-            return
-        yield part, None
-    raise RuntimeError("the answer stream ended without an Answer")
+    for text in response:
+        yield text, None
+    yield "", response.answer
 
 
 @dataclass

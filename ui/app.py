@@ -1,6 +1,8 @@
-"""The web app: chat with clickable citations, an item browser, feedback, and data facts.
+"""The web app: chat with clickable citations, an item browser, feedback, data facts, and
+(for administrators) data management.
 
-The index is loaded once when the app is built; every handler uses that one `Assistant`.
+The index is loaded once; each request checks the live generation's name (one small read)
+and reopens the index when a publish or rollback moved it, so no restart is needed.
 Nothing on the page comes from the internet: system fonts, no analytics, no CDN.
 """
 
@@ -8,19 +10,21 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 
 from assistant.feedback import Feedback, FeedbackLog
-from assistant.index import IndexMissing, IngestLocked, ingest
+from assistant.index import IndexMissing, IngestLocked, ingest, live_generation, open_index
 from assistant.items import DutyItem, ListKind
 from assistant.service import Assistant
 from assistant.settings import Settings
 from ui import render
 from ui.browse import ALL, COLUMNS, Browser, Filters, id_of_row
 from ui.chat import ChatTurn, Conversation, feedback_for, messages, turn_of_message
+from ui.data import DataAdmin
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +64,37 @@ class App:
     """Handlers bound to one loaded assistant (or to the reason there is none)."""
 
     def __init__(self, assistant: Assistant | None, settings: Settings, unavailable: str = ""):
-        self.assistant = assistant
         self.settings = settings
         self.unavailable = unavailable
         self.conversation = Conversation(assistant, unavailable)
         self.feedback = FeedbackLog(settings.feedback_file)
-        items = assistant.kb.items if assistant else []
+        self.data = DataAdmin(settings, on_change=self.follow_live)
+        self._reloading = threading.Lock()
+        self._use(assistant)
+
+    def _use(self, assistant: Assistant | None) -> None:
+        self.assistant = assistant
+        self.conversation.assistant = assistant
         self.by_id: dict[str, DutyItem] = assistant.kb.by_id if assistant else {}
-        self.browser = Browser(items, assistant.retriever.catalog if assistant else None)
+        self.browser = Browser(assistant.kb.items if assistant else [], assistant.retriever.catalog if assistant else None)
+
+    def follow_live(self) -> None:
+        """Reopen the index if another generation went live; requests in flight keep the old one."""
+        if self.assistant is None:
+            return
+        try:
+            live = live_generation(self.settings)
+        except Exception:
+            log.warning("could not read the live generation; answering from %s", self.assistant.kb.generation,
+                        exc_info=True)
+            return
+        if not live or live == self.assistant.kb.generation:
+            return
+        with self._reloading:
+            if live != self.assistant.kb.generation:
+                kb = open_index(self.settings, embedder=self.assistant.kb.embedder)
+                self._use(Assistant(kb, self.settings))
+                log.info("now answering from %s", kb.generation)
 
     # -- chat ----------------------------------------------------------------------------------
 
@@ -76,6 +103,7 @@ class App:
         if not question:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
+        self.follow_live()
         turns = list(turns or [])
         for turn in self.conversation.reply(question, towns or (), lists or (), turns):
             shown = [*turns, turn]
@@ -86,6 +114,7 @@ class App:
         return [], [], None, self._target_label([], None), render.placeholder_html(PANEL_HINT)
 
     def open_item(self, evt: gr.EventData) -> str:
+        self.follow_live()
         item_id = getattr(evt, "item", None)
         item = self.by_id.get(item_id or "")
         if item is None:
@@ -108,9 +137,13 @@ class App:
     def submit_feedback(self, target, rating, comment, expected, out_of_scope, turns: list[ChatTurn]):
         if target is None or not turns or target >= len(turns):
             return "请先提问，再对回答提交反馈。", gr.skip(), gr.skip(), gr.skip()
+        comment = (comment or "").strip()
+        limit = self.settings.feedback_max_chars
+        if len(comment) > limit:
+            return f"意见过长（{len(comment)}字），请精简到{limit}字以内再提交。", gr.skip(), gr.skip(), gr.skip()
         record = feedback_for(turns[target], turns[:target])
         record.rating = rating or None
-        record.comment = (comment or "").strip()
+        record.comment = comment
         record.expected = [e for e in (expected or []) if e in self.by_id]
         record.out_of_scope = bool(out_of_scope)
         failure = self._save(record)
@@ -129,13 +162,15 @@ class App:
 
     @staticmethod
     def _target_label(turns: list[ChatTurn], index: int | None) -> str:
+        """Plain text, never Markdown: it quotes the user's question."""
         if index is None or index >= len(turns):
-            return "反馈对象：尚无回答"
-        return f"反馈对象：第 {index + 1} 条回答 —— “{turns[index].question}”"
+            return render.plain_html("反馈对象：尚无回答")
+        return render.plain_html(f"反馈对象：第 {index + 1} 条回答 —— “{turns[index].question}”")
 
     # -- browse --------------------------------------------------------------------------------
 
     def browse(self, text: str, town: str, kind: str, category: str, department: str):
+        self.follow_live()
         found = self.browser.rows(Filters(text or "", town or ALL, kind or ALL, category or ALL, department or ALL))
         total = len(self.browser.items)
         return {"headers": COLUMNS, "data": found}, f"共 {len(found)} 项（全部 {total} 项）"
@@ -192,6 +227,8 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
             gr.HTML(render.error_html(unavailable), js_on_load=None, elem_id="unavailable")
         turns = gr.State([])
         target = gr.State(None)
+        admin = gr.State(None)  # the administrator's name once logged in: server-side, per session
+        pending = gr.State(None)  # the previewed upload awaiting Publish
         with gr.Tabs():
             with gr.Tab("问答", id="chat"):
                 with gr.Row():
@@ -202,6 +239,7 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
                         chatbot = gr.Chatbot(
                             label="对话", elem_id="chat", height=560, placeholder=WELCOME,
                             buttons=["copy"], feedback_options=("Like", "Dislike"),
+                            latex_delimiters=[],  # no formula rendering of anyone's text
                         )
                         with gr.Row():
                             box = gr.Textbox(
@@ -212,9 +250,10 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
                             clear = gr.Button("清空对话", scale=1, min_width=80, elem_id="clear")
                         gr.Examples(app.examples(), inputs=box, label="示例问题（点击填入）")
                         with gr.Accordion("对回答的反馈", open=False, elem_id="feedback") as feedback_form:
-                            target_label = gr.Markdown("反馈对象：尚无回答", elem_id="feedback-target")
+                            target_label = gr.Markdown(App._target_label([], None), elem_id="feedback-target")
                             rating = gr.Radio(RATINGS, label="评价", elem_id="feedback-rating")
-                            comment = gr.Textbox(label="意见（可选）", lines=2, elem_id="feedback-comment")
+                            comment = gr.Textbox(label=f"意见（可选，{settings.feedback_max_chars}字以内）", lines=2,
+                                                 max_length=settings.feedback_max_chars, elem_id="feedback-comment")
                             expected = gr.Dropdown(
                                 [(f"{render.chip_label(i)} {i.title}", i.id) for i in app.browser.items],
                                 multiselect=True, label="应引用的事项（可选，可搜索）", elem_id="feedback-expected",
@@ -250,6 +289,28 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
                                  js_on_load=None, elem_id="browse-detail")
             with gr.Tab("关于数据", id="about"):
                 gr.HTML(app.about(), js_on_load=None, elem_id="about")
+                with gr.Accordion("管理员登录", open=False, elem_id="admin-login", visible=app.data.admins.has_admins):
+                    admin_user = gr.Textbox(label="用户名", value="admin", elem_id="admin-user")
+                    admin_secret = gr.Textbox(label="密码", type="password", elem_id="admin-secret")
+                    login = gr.Button("登录", elem_id="admin-submit")
+                    login_status = gr.Markdown(elem_id="admin-status")
+            with gr.Tab("数据管理", id="data", visible=False) as data_tab:
+                gr.Markdown("上传新版清单 → 预览与当前索引的差异 → 发布。发布前不会改动当前索引；发布后问答立即使用新版本。")
+                uploads = gr.File(label="清单文件（txt、docx、xlsx、有文字层的 pdf，可多选）", file_count="multiple",
+                                  file_types=[".txt", ".docx", ".xlsx", ".pdf"], type="filepath", elem_id="data-upload")
+                replace_all = gr.Checkbox(label="替换全部：索引只保留本次上传的乡镇", elem_id="data-replace")
+                with gr.Row():
+                    check = gr.Button("预览", elem_id="data-preview-button")
+                    publish = gr.Button("发布", variant="primary", interactive=False, elem_id="data-publish")
+                data_status = gr.HTML(js_on_load=None, elem_id="data-status")
+                preview_view = gr.HTML(js_on_load=None, elem_id="data-preview")
+                gr.Markdown("### 索引版本")
+                versions_view = gr.HTML(js_on_load=None, elem_id="data-versions")
+                with gr.Row():
+                    target_version = gr.Dropdown([], label="回滚到", elem_id="data-rollback-target", scale=3)
+                    roll_back = gr.Button("回滚", elem_id="data-rollback", scale=1)
+                gr.Markdown("### 操作记录")
+                audit_view = gr.HTML(js_on_load=None, elem_id="data-audit")
 
         ask_outputs = [chatbot, turns, box, target, target_label]
         send.click(app.ask, [box, town_filter, list_filter, turns], ask_outputs, api_name="chat")
@@ -265,6 +326,14 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
             control.change(app.browse, filters, [table, count], api_visibility="private", trigger_mode="always_last")
         table.select(app.select_row, other, [selected, other, detail], api_visibility="private")
         other.input(app.compare_with, [selected, other], detail, api_visibility="private")
+        tables = [versions_view, audit_view, target_version]
+        login.click(app.data.login, [admin_user, admin_secret],
+                    [admin, data_tab, login_status, admin_secret, *tables], api_visibility="private")
+        check.click(app.data.preview, [admin, uploads, replace_all], [pending, preview_view, publish],
+                    api_visibility="private")
+        publish.click(app.data.publish, [admin, pending, replace_all],
+                      [data_status, pending, publish, *tables], api_visibility="private")
+        roll_back.click(app.data.rollback, [admin, target_version], [data_status, *tables], api_visibility="private")
     demo.queue(default_concurrency_limit=settings.ui_concurrency)
     return demo
 
@@ -272,9 +341,16 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
 THEME = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
 
 
-def launch(demo: gr.Blocks, host: str, port: int, *, block: bool = True) -> str:
-    """Serve the page (offline: system fonts, no analytics, no share link); returns its URL."""
+def launch(demo: gr.Blocks, host: str, port: int, *, block: bool = True, max_upload_mb: float | None = None) -> str:
+    """Serve the page (offline: system fonts, no analytics, no share link); returns its URL.
+
+    Gradio's upload route exists on every app (only the administrators' 数据管理 tab uploads):
+    without a limit anyone who can reach the page could fill the disk (setting ui_max_upload_mb).
+    """
+    if max_upload_mb is None:
+        max_upload_mb = Settings.model_fields["ui_max_upload_mb"].default
     _, url, _ = demo.launch(
+        max_file_size=int(max_upload_mb * 2**20),
         server_name=host, server_port=port, prevent_thread_lock=not block, share=False, quiet=True,
         theme=THEME, css=CSS, footer_links=["api", "settings"], run_history=False, ssr_mode=False,
         pwa=False, mcp_server=False, show_error=False, enable_monitoring=False,
@@ -321,6 +397,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     if unavailable:
         say(unavailable)
     demo = build_app(assistant, settings, unavailable)
-    url = launch(demo, host or settings.ui_host, port or settings.ui_port, block=False)
+    url = launch(demo, host or settings.ui_host, port or settings.ui_port, block=False,
+                 max_upload_mb=settings.ui_max_upload_mb)
     say(f"履职助手已启动：{url} （按 Ctrl+C 停止）")
     demo.block_thread()

@@ -9,13 +9,12 @@ import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from html import escape
 
 from assistant.answering.answer import Answer
 from assistant.feedback import Feedback
 from assistant.answering.followup import Turn
 from assistant.service import Assistant
-from ui.render import answer_html, error_html, streaming_html
+from ui.render import answer_html, error_html, plain_html, streaming_html
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +50,14 @@ class Conversation:
         text = ""
         try:
             history = [Turn(t.question, t.answer) for t in earlier if not t.failed]
-            for part in self.assistant.stream(question, towns=tuple(towns), lists=tuple(lists), history=history):
-                if isinstance(part, Answer):
-                    turn.answer, turn.html = part, answer_html(part)
-                else:
-                    text += part
-                    turn.html = streaming_html(text)
+            response = self.assistant.stream(question, towns=tuple(towns), lists=tuple(lists), history=history)
+            for piece in response:
+                text += piece
+                turn.html = streaming_html(text)
                 yield turn
+            turn.answer = response.answer
+            turn.html = answer_html(turn.answer)
+            yield turn
         except Exception as exc:  # shown to the user as a message; the trace goes to the log
             log.exception("answering %r failed", question)
             turn.html, turn.failed = error_html(failure_message(exc, bool(self.assistant.settings.llm_base_url))), True
@@ -75,7 +75,7 @@ def messages(turns: Sequence[ChatTurn]) -> list[dict]:
     """The chat component's value: user question, then the reply, for every turn."""
     out = []
     for turn in turns:
-        out.append({"role": "user", "content": escape(turn.question)})
+        out.append({"role": "user", "content": plain_html(turn.question)})
         out.append({"role": "assistant", "content": turn.html})
     return out
 

@@ -5,7 +5,6 @@ Logs go to stderr; `ask --json -` writes exactly one JSON object per input line 
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -17,8 +16,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from assistant import jsonl
 from assistant.answering.answer import Answer
-from assistant.settings import Settings
+from assistant.answering.pipeline import Response
+from assistant.items import ListKind
+from assistant.settings import Settings, SettingsError, load_settings
 
 TownOption = Annotated[Optional[list[str]], typer.Option("--town", help="Only these townships.")]
 ListOption = Annotated[Optional[list[str]], typer.Option("--list", help="basic / coordinated / withdrawn")]
@@ -27,8 +29,11 @@ LlmOption = Annotated[
 ]
 
 app = typer.Typer(help="履职助手：依据乡镇履职事项清单回答问题，并注明出处。", no_args_is_help=True, add_completion=False)
-out = Console()
-err = Console(stderr=True)
+# Emoji codes off: ':100:' in an item or 'file:100' in an error must print as written. Markup
+# stays on for our own styling; every piece of document or user text is escaped or printed
+# with markup=False.
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 
 @app.callback()
@@ -46,16 +51,23 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log deta
 def ingest(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders; default: the shipped lists.")] = None,
     replace: Annotated[bool, typer.Option(help="Make the index hold exactly these documents.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Preview and diff against the live index; publish nothing.")
+    ] = False,
 ) -> None:
     """Parse duty lists and bring the index up to date (only new or changed items are embedded)."""
+    from assistant.audit import AuditLog
     from assistant.index import IngestLocked, ingest as run_ingest
+    from assistant.versions import audit_record, diff_summary
 
-    settings = Settings()
+    settings = _settings()
+    if dry_run:
+        raise typer.Exit(print_preview(paths or settings.corpus, settings, replace))
     with Progress(TextColumn("嵌入事项"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task("embed", total=None)
         try:
             report = run_ingest(
-                paths or settings.corpus, settings, replace=replace,
+                paths or settings.corpus, settings, replace=replace, user=_user(), annotate=diff_summary,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except IngestLocked as exc:
@@ -65,6 +77,9 @@ def ingest(
             logging.getLogger(__name__).debug("ingest failed", exc_info=True)
             err.print(f"[red]导入失败，索引未改变：{escape(str(exc))}[/red]")
             raise typer.Exit(2) from None
+    if report.errors or (report.generation and report.generation != report.previous):
+        sources = [*report.documents, *(e.source for e in report.errors if Path(e.source).is_file())]
+        AuditLog(settings.audit_file).append(audit_record(report, _user(), _hashes(sources)))
     for error in report.errors:
         err.print(f"[red]未导入 {escape(str(error))}[/red]")
     err.print(
@@ -73,6 +88,90 @@ def ingest(
     )
     if report.errors:
         raise typer.Exit(1)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _hashes(sources: list[str]) -> list[dict]:
+    from assistant.index.generations import file_sha256
+
+    return [{"name": Path(s).name, "sha256": file_sha256(s)} for s in sources]
+
+
+def print_preview(paths, settings: Settings, replace: bool) -> int:
+    """`ingest --dry-run`: each file's township, counts and failures, and its diff against the live index."""
+    from assistant.versions import preview
+
+    checked = preview(paths, settings, replace=replace)
+    out.print(f"预览（未发布），对照当前索引版本 {checked.live or '（尚无索引）'}：")
+    for entry in checked.files:
+        if entry.document is None:
+            out.print(f"[red]{escape(entry.name)}：无法导入[/red]")
+        else:
+            doc, counts = entry.document, entry.counts()
+            out.print(
+                f"{escape(entry.name)}：{escape(doc.county + doc.town)}{'（新乡镇）' if entry.new_town else ''}，"
+                + "，".join(f"{kind.short} {counts[kind.value]} 项" for kind in ListKind)
+            )
+        for error in entry.errors:
+            out.print(f"[red]  {escape(error)}[/red]")
+        if entry.diff is not None:
+            print_diff(entry.diff)
+    for problem in checked.problems:
+        out.print(f"[red]{escape(problem)}[/red]")
+    return 1 if any(entry.errors for entry in checked.files) else 0
+
+
+@app.command()
+def versions(
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line, newest first.")] = False,
+) -> None:
+    """Kept index versions: time, who published, source files with sha256, counts, changes."""
+    from dataclasses import asdict
+
+    from assistant.versions import versions as kept
+
+    found = kept(_settings())
+    if json_output:
+        for version in found:
+            sys.stdout.write(json.dumps(asdict(version), ensure_ascii=False) + "\n")
+        return
+    table = Table("版本", "当前", "时间", "发布人", "事项", "变化", "来源文件", title=f"索引版本（{len(found)}个）")
+    for v in found:
+        change = v.change
+        table.add_row(
+            v.generation, "是" if v.live else "", v.built, escape(v.published_by or "—"), str(v.items),
+            f"新增 {change.get('added', 0)} 更新 {change.get('changed', 0)} 删除 {change.get('removed', 0)}"
+            if change else "—",
+            escape("；".join(f"{Path(d['source']).name} {d.get('sha256', '')[:12]}" for d in v.documents)),
+        )
+    out.print(table)
+
+
+@app.command()
+def rollback(
+    generation: Annotated[Optional[str], typer.Argument(help="A version from `versions`; default: the previous one.")] = None,
+) -> None:
+    """Make an earlier index version live again (atomic; the current one is kept)."""
+    from assistant.index import IngestLocked
+    from assistant.versions import rollback as roll_back
+
+    try:
+        before, after = roll_back(_settings(), _user(), generation)
+    except IngestLocked as exc:
+        err.print(f"[red]无法回滚：{escape(str(exc))}[/red]")
+        raise typer.Exit(3) from None
+    except ValueError as exc:
+        err.print(f"[red]无法回滚：{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    err.print(f"已回滚：当前索引版本 {after}（原为 {before or '无'}）")
 
 
 @app.command()
@@ -84,58 +183,128 @@ def ask(
     llm: LlmOption = None,
 ) -> None:
     """Answer a question from the duty lists, citing the items."""
-    assistant = _open_assistant()
-    filters = {"towns": town or (), "lists": list_kind or (), "use_llm": llm}
+    from assistant.answering.query import clean_question
+
     if json_output:
-        questions = (line.strip() for line in sys.stdin) if question == "-" else iter([question])
-        for line in questions:
-            if not line:
-                continue
+        _ask_json(question, {"towns": town or (), "lists": list_kind or (), "use_llm": llm})
+        return
+    question, valid = utf8_text(question)
+    if not valid:
+        err.print(f"[red]问题不是有效的 UTF-8 文本，无法回答：{escape(question)}[/red]")
+        raise typer.Exit(2)
+    if not clean_question(question):
+        err.print("[red]问题是空的，请输入要查询的问题。[/red]")
+        raise typer.Exit(2)
+    assistant = _open_assistant()
+    print_streamed(assistant.stream(question, towns=town or (), lists=list_kind or (), use_llm=llm))
+
+
+def _ask_json(question: str, filters: dict) -> None:
+    """One JSON object per question (per non-blank stdin line with '-'), always valid UTF-8.
+
+    Stdin is read as bytes: a line that is not UTF-8 is decoded with replacement and answered
+    with an error object instead of being echoed back raw or ending the stream.
+    """
+    if question == "-":
+        lines = (utf8_text(raw.strip()) for raw in sys.stdin.buffer)
+        questions = ((text, valid) for text, valid in lines if text.strip())
+    else:
+        questions = iter([utf8_text(question)])
+    assistant = _open_assistant()
+    for line, valid in questions:
+        if not valid:
+            record = _error_record(line, "问题不是有效的 UTF-8 文本（无法解码的字节已替换为 \ufffd），未回答")
+        else:
             try:
-                answer = assistant.ask(line, **filters)
-                record = answer.to_json()
+                record = assistant.ask(line, **filters).to_json()
+                record["question"] = line  # as given, invisible characters and all: callers match on it
             except Exception as exc:  # one bad question must not end the stream
                 logging.getLogger(__name__).exception("failed on %r", line)
-                record = {"question": line, "answer": "", "citations": [], "abstained": True, "error": str(exc)}
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-        return
-    print_streamed(assistant.stream(question, **filters))
+                record = _error_record(line, str(exc))
+        _emit(record)
+
+
+def _error_record(question: str, error: str) -> dict:
+    return {"question": question, "answer": "", "citations": [], "abstained": True, "error": error}
+
+
+def _emit(record: dict) -> None:
+    """One line of UTF-8 JSON on stdout, whatever the locale says."""
+    line = (jsonl.dumps(record) + "\n").encode("utf-8", errors="replace")
+    stream = getattr(sys.stdout, "buffer", None)
+    if stream is None:  # a text-only stdout (tests)
+        sys.stdout.write(line.decode("utf-8"))
+    else:
+        sys.stdout.flush()
+        stream.write(line)
+    sys.stdout.flush()
+
+
+def utf8_text(text: str | bytes) -> tuple[str, bool]:
+    """Text that is valid UTF-8, and whether it already was (undecodable bytes become U+FFFD).
+
+    Arguments and lines arrive as bytes or with surrogate escapes for bytes that were not
+    UTF-8; printing those would write invalid UTF-8 or raise.
+    """
+    if isinstance(text, bytes):
+        raw = text
+    else:
+        try:
+            text.encode("utf-8")
+            return text, True
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", errors="surrogateescape" if _escaped_only(text) else "surrogatepass")
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), False
+
+
+def _escaped_only(text: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
+def _settings() -> Settings:
+    """The settings, or a clear message naming the file or variable and the field."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        err.print(f"[red]配置有误：{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
 
 
 def _open_assistant():
     from assistant.service import Assistant
 
+    settings = _settings()
     try:
-        return Assistant.open(Settings())
+        return Assistant.open(settings)
     except Exception as exc:
         err.print(f"[red]无法打开索引：{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
 
 
-def print_streamed(parts) -> Answer:
+def print_streamed(response: Response) -> Answer:
     """Show the text as it is generated, then the notes and sources; returns the Answer."""
-    for part in parts:
-        if isinstance(part, Answer):
-            out.print()
-            print_sources(part)
-            return part
-        out.print(part, end="", markup=False, highlight=False)
-    raise RuntimeError("the answer stream ended without an Answer")
+    for text in response:
+        out.print(text, end="", markup=False, highlight=False)
+    out.print()
+    print_sources(response.answer)
+    return response.answer
 
 
 def print_sources(answer: Answer) -> None:
     for note in answer.notes:
-        out.print(f"[yellow]注：{note}[/yellow]")
+        out.print(f"[yellow]注：{escape(note)}[/yellow]")
     if answer.citations:
         table = Table("乡镇", "清单", "序号", "事项类别", "事项名称", title=f"引用事项（{len(answer.citations)}项）")
         for item in answer.citations:
-            table.add_row(item.town, item.list.short, str(item.number), item.category, item.title)
+            table.add_row(*map(escape, (item.town, item.list.short, str(item.number), item.category, item.title)))
         out.print(table)
     elif answer.related:
         out.print("相关事项（仅供参考，未作为依据）：")
         for item in answer.related:
-            out.print(f"  {item.citation}{item.title}")
+            out.print(f"  {item.citation}{item.title}", markup=False, highlight=False)
 
 
 @app.command()
@@ -146,7 +315,7 @@ def show(item_id: Annotated[str, typer.Argument(help="e.g. 二工镇:coordinated
     if item is None:
         err.print(f"[red]没有事项 {escape(item_id)}[/red]")
         raise typer.Exit(1)
-    out.print(item.full_text())
+    out.print(item.full_text(), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -158,14 +327,16 @@ def diff(
     """Added / removed / changed / moved-to-withdrawn items between two versions of a list."""
     from assistant.ingest.diff import diff_documents
     from assistant.ingest.parsing import ParseError, parse_file
+    from assistant.ingest.readers import Limits
 
+    limits = Limits.from_settings(_settings())
     try:
-        changes = diff_documents(parse_file(old), parse_file(new))
+        changes = diff_documents(parse_file(old, limits), parse_file(new, limits))
     except ParseError as exc:
         err.print(f"[red]无法比较：{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     if json_output:
-        sys.stdout.write(json.dumps(changes.to_json(), ensure_ascii=False) + "\n")
+        _emit(changes.to_json())
         return
     print_diff(changes)
 
@@ -175,7 +346,7 @@ def print_diff(changes) -> None:
         return f"{item.list.short}第{item.number}项"
 
     out.print(
-        f"{changes.town}：新增 {len(changes.added)} 项，删除 {len(changes.removed)} 项，修改 {len(changes.changed)} 项，"
+        f"{escape(changes.town)}：新增 {len(changes.added)} 项，删除 {len(changes.removed)} 项，修改 {len(changes.changed)} 项，"
         f"移入收回清单 {len(changes.withdrawn)} 项，其他清单间移动 {len(changes.moved) - len(changes.withdrawn)} 项，"
         f"仅序号变化 {len(changes.renumbered)} 项，未变 {changes.unchanged} 项"
     )
@@ -201,7 +372,7 @@ def ui(
     """Start the web app (builds the index on first use)."""
     from ui.app import serve
 
-    serve(Settings(), host, port)
+    serve(_settings(), host, port)
 
 
 @app.command()
@@ -213,7 +384,7 @@ def serve(
     from ui.api import Refused, serve as run_service
 
     try:
-        run_service(Settings(), host, port)
+        run_service(_settings(), host, port)
     except Refused as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
@@ -227,17 +398,18 @@ app.add_typer(keys_app, name="keys")
 def keys_add(
     name: Annotated[str, typer.Argument(help="Who the key is for, e.g. open-webui or 二工镇值班室.")],
     password: Annotated[bool, typer.Option("--password", help="Set a web-login password instead of a key.")] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="May log in to the 数据管理 tab and change the data.")] = False,
 ) -> None:
     """Make a new API key and print it once (only its hash is stored); or set a web-login password."""
     from assistant.access import AccessError, AccessStore
 
-    store = AccessStore(Settings().access_file)
+    store = AccessStore(_settings().access_file)
     try:
         if password:
-            store.set_password(name, typer.prompt("密码", hide_input=True, confirmation_prompt=True))
+            store.set_password(name, typer.prompt("密码", hide_input=True, confirmation_prompt=True), admin=admin)
             err.print(f"已为 {escape(name)} 设置网页登录密码（{store.path}）")
             return
-        key = store.add_key(name)
+        key = store.add_key(name, admin=admin)
     except AccessError as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
@@ -250,7 +422,7 @@ def keys_list() -> None:
     """Names and kinds of the stored credentials (never the keys)."""
     from assistant.access import AccessStore
 
-    for credential in AccessStore(Settings().access_file).credentials:
+    for credential in AccessStore(_settings().access_file).credentials:
         out.print(f"{credential.name}\t{credential.kind}\t{credential.created}", markup=False)
 
 
@@ -259,7 +431,7 @@ def keys_remove(name: Annotated[str, typer.Argument(help="The name given to `key
     """Revoke every key and password of NAME (a running `serve` notices at the next request)."""
     from assistant.access import AccessStore
 
-    removed = AccessStore(Settings().access_file).remove(name)
+    removed = AccessStore(_settings().access_file).remove(name)
     err.print(f"已删除 {escape(name)} 的 {removed} 个凭据")
     if not removed:
         raise typer.Exit(1)
@@ -280,19 +452,23 @@ def feedback_export(
     from assistant.feedback import FeedbackLog
     from eval.feedback import export, known_questions
 
-    settings = Settings()
-    result = export(FeedbackLog(settings.feedback_file), known_questions(eval_set))
+    settings = _settings()
+    try:
+        result = export(FeedbackLog(settings.feedback_file), known_questions(eval_set))
+    except (OSError, jsonl.JsonlError) as exc:
+        err.print(f"[red]无法导出：{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
     for error in result.errors:
-        err.print(f"[yellow]跳过 {error}[/yellow]")
+        err.print(f"[yellow]跳过 {escape(str(error))}[/yellow]")
     for record in result.incomplete:
         comment = f"（意见：{record.comment}）" if record.comment else ""
         err.print(f"未导出（差评但未注明应引用的事项）：{record.question}{comment}", markup=False)
-    lines = "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in result.questions)
+    lines = "".join(jsonl.dumps(q) + "\n" for q in result.questions)
     if output:
         output.write_text(lines, encoding="utf-8")
     else:
         sys.stdout.write(lines)
-    err.print(f"导出候选评测问题 {len(result.questions)} 条（来自 {settings.feedback_file}）")
+    err.print(f"导出候选评测问题 {len(result.questions)} 条（来自 {escape(str(settings.feedback_file))}）")
 
 
 @app.command()
@@ -307,15 +483,25 @@ def chat(
     assistant = _open_assistant()
     filters = {"towns": town or (), "lists": list_kind or (), "use_llm": llm}
     history: list[Turn] = []
+    if hasattr(sys.stdin, "reconfigure"):  # undecodable bytes arrive escaped instead of raising
+        sys.stdin.reconfigure(errors="surrogateescape")
     err.print("履职助手：请输入问题，可以接着追问；空行、“退出”或 Ctrl-D 结束。")
     while True:
         try:
-            question = input("\n问：").strip()
+            question, valid = utf8_text(input("\n问：").strip())
         except (EOFError, KeyboardInterrupt):
             break
+        if not valid:
+            err.print("[red]这一行不是有效的 UTF-8 文本，请重新输入。[/red]")
+            continue
         if question in ("", "退出", "exit", "quit"):
             break
-        answer = print_streamed(assistant.stream(question, history=history, **filters))
+        try:
+            answer = print_streamed(assistant.stream(question, history=history, **filters))
+        except Exception as exc:  # the conversation survives one failed answer
+            logging.getLogger(__name__).debug("answer failed", exc_info=True)
+            err.print(f"[red]回答时出错：{escape(str(exc))}[/red]")
+            continue
         history.append(Turn(question, answer))
 
 
@@ -337,7 +523,7 @@ def llm_server(
             raise LLMServerError(f"{model}: sha256 与 {sha256} 不符，拒绝加载")
         server = serve(model, port=port, context=context, threads=threads)
     except LLMServerError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     err.print(
         f"本地模型服务已启动：{server.url}\n"
@@ -380,7 +566,7 @@ def eval_command(
     from eval.command import Options, run
 
     options = Options(
-        split=split, generator=generator, baselines=baseline or (), compare=compare, against=against,
+        settings=_settings(), split=split, generator=generator, baselines=baseline or (), compare=compare, against=against,
         tolerance=tolerance, fail_under=fail_under or (), reports_dir=reports_dir, save_baseline=save_baseline,
     )
     if questions:

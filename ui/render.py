@@ -288,6 +288,22 @@ def local_time(iso: str) -> str:
         return iso or "未知"
 
 
+# ASCII punctuation that Markdown, GFM autolinks or LaTeX give a meaning: as numeric character
+# references it shows the same but can never form an image, a link or a formula.
+_MARKDOWN_SYNTAX = {ord(c): f"&#{ord(c)};" for c in "!#$()*+-:[\\]_`{|}~"}
+
+
+def plain_html(text: str) -> str:
+    """User text shown exactly as typed, never interpreted: escaped HTML in one HTML block.
+
+    A question like `![x](http://host/x.png)` rendered as Markdown would make the browser
+    fetch that URL; inside an HTML block with its syntax characters as references, it stays text.
+    """
+    escaped = escape(text).translate(_MARKDOWN_SYNTAX)
+    lines = escaped.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
+    return f'<div class="plain">{lines}</div>'
+
+
 def error_html(message: str) -> str:
     return f'<div class="error">⚠ {escape(message)}</div>'
 

@@ -14,6 +14,11 @@ from assistant.answering.query import Intent
 from assistant.answering.retrieve import Retrieval
 
 ABSTAIN_TEXT = "现有履职事项清单中没有找到与这个问题相关的事项，无法依据清单回答。"
+OUT_OF_SCOPE_TEXT = {
+    "place": "{note}，无法依据清单回答。下面列出的已加载乡镇的相近事项仅供参考，不是这个问题的依据。",
+    "figure": "{note}，无法依据清单给出这个数字或信息，请向负责部门咨询。负责这项工作的事项见“相关事项”。",
+    "service": "{note}，现有履职事项清单中没有相关事项，无法依据清单回答。下面的相近事项仅供参考。",
+}
 STEPS_SHOWN = 4  # per duty column in a short answer; the full item is one click / command away
 
 
@@ -29,7 +34,10 @@ class Answer:
     invalid_citations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. "LLM unreachable, extractive answer shown"
     timings: dict[str, float] = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
+    resolved_question: str = ""  # a follow-up as it was understood ("" when self-contained)
+    followup_rule: str = ""  # which follow-up rule (or "llm") rewrote it
+    excluded: list[str] = field(default_factory=list)  # item ids an earlier "还有吗" already listed
+    meta: dict = field(default_factory=dict)  # provenance for logs and reports: models, prompt, tokens
 
     def to_json(self) -> dict:
         """The `ask --json` contract: keep these keys stable."""
@@ -52,6 +60,9 @@ def compose(question: str, retrieval: Retrieval) -> Answer:
     query = retrieval.query
     if retrieval.refusal:
         return Answer(question, retrieval.refusal, abstained=True, retrieval=retrieval)
+    if retrieval.abstained and retrieval.scope:
+        text = OUT_OF_SCOPE_TEXT[retrieval.scope].format(note=retrieval.note)
+        return Answer(question, text, abstained=True, related=retrieval.related, retrieval=retrieval)
     if retrieval.abstained:
         text = ABSTAIN_TEXT if query.intent is Intent.SINGLE else f"{ABSTAIN_TEXT}（{retrieval.note}）"
         return Answer(question, text, abstained=True, related=retrieval.related, retrieval=retrieval)

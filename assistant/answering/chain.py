@@ -1,7 +1,9 @@
 """LLM answers through a LangChain (LCEL) chain: grounded, cited, validated, streamed.
 
-    understand / rewrite the question → retrieve (the same retrieval as the offline path)
-    → pack whole items into a tiktoken budget → ChatOpenAI → check citation markers
+The pipeline (`pipeline.py`) resolves, understands and retrieves; this composer takes the
+prepared context and the extractive answer and
+
+    packs whole items into a tiktoken budget → prompt | ChatOpenAI → checks citation markers
 
 What the model may and may not decide:
 - it phrases the answer, and for single-item questions chooses which given items to cite;
@@ -16,27 +18,28 @@ answer with a visible note instead of an error.
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.runnables import RunnableLambda
 from langchain_openai import ChatOpenAI
 
 from assistant.answering.answer import ABSTAIN_TEXT, Answer
 from assistant.answering.citations import MARKER, CitationFilter, Checked
-from assistant.answering.followup import Resolution, Turn
-from assistant.items import DutyItem, ListKind
+from assistant.answering.followup import Turn
 from assistant.answering.query import Intent, chinese_number
-from assistant.answering.retrieve import Retrieval
 from assistant.answering.tokens import TokenCounter
+from assistant.items import DutyItem
+from assistant.settings import Settings
 from prompts import Prompt, load
 
 if TYPE_CHECKING:
-    from assistant.service import Assistant
+    from assistant.answering.pipeline import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +48,10 @@ NOTE_NO_ROOM = "事项内容超出语言模型的篇幅限制，以下为清单�
 NOTE_UNCITED = "语言模型的回答没有标注依据的事项，请以下列清单原文为准"
 NOTE_INVALID = "已删除回答中{}处不属于检索结果的引用"
 NOTE_INCONSISTENT = "语言模型的回答与清单计算结果不一致，以下为清单原文摘要"
+NOTE_DEADLINE = "语言模型未能在规定时间内完成回答，以下为清单原文摘要"
+NOTE_TOO_LONG = "语言模型的回答超过{}字，已停止生成，以下为清单原文摘要"
 # Phrases with which the model says the given items do not answer the question.
 DECLINES = ("无法依据清单回答", "没有找到与这个问题相关", "清单没有涉及", "清单中没有涉及", "清单未涉及")
-REWRITE_RULES = frozenset({"scope", "carry", "continue"})  # heuristic rules a model may do better
 HISTORY_TURNS = 3
 REWRITE_MAX_CHARS = 200
 
@@ -84,32 +88,20 @@ def pack(items: Sequence[DutyItem], budget: int, count: Callable[[str], int], re
     return Packed(list(items[: len(blocks)]), "\n\n".join(blocks), used, len(items) - len(blocks))
 
 
-@dataclass
-class Context:
-    """What flows through the chain."""
-
-    question: str
-    towns: tuple[str, ...] = ()
-    lists: tuple[ListKind | str, ...] = ()
-    history: tuple[Turn, ...] = ()
-    resolution: Resolution | None = None
-    retrieval: Retrieval | None = None
-    packed: Packed | None = None
-    mode: str = "items"  # "items": the model answers from the items; "set": it summarises a computed set
-
-
 class AnswerChain:
-    def __init__(self, assistant: Assistant):
-        settings = assistant.settings
-        self.assistant = assistant
+    def __init__(self, settings: Settings):
         self.settings = settings
         self.count = TokenCounter(settings.llm_encoding, settings.tiktoken_dir)
+        # The answer's deadline is enforced around the stream (see `bounded`); these only keep
+        # an abandoned request from outliving it by much: no attempt, nor all retries
+        # together, last longer than the deadline.
+        timeout = min(settings.llm_timeout, settings.llm_deadline)
         self.model = ChatOpenAI(
             base_url=settings.llm_base_url,
             model=settings.llm_model,
             api_key=settings.llm_api_key,
-            timeout=settings.llm_timeout,
-            max_retries=settings.llm_max_retries,
+            timeout=timeout,
+            max_retries=min(settings.llm_max_retries, max(0, int(settings.llm_deadline // timeout) - 1)),
             temperature=settings.llm_temperature,
             max_tokens=settings.llm_max_tokens,
             use_responses_api=False,
@@ -117,35 +109,15 @@ class AnswerChain:
         self.prompts: dict[str, Prompt] = {name: load(name) for name in ("answer", "summary", "followup")}
         self.generators = {mode: self.prompts[name].chat_template() | self.model for mode, name in MODES.items()}
         self.rewriter = self.prompts["followup"].chat_template() | self.model | StrOutputParser()
-        self.prepare = RunnableLambda(self._resolve) | RunnableLambda(self._retrieve) | RunnableLambda(self._pack)
 
-    # -- the chain's steps -------------------------------------------------------------------
-
-    def _resolve(self, ctx: Context) -> Context:
-        resolution = self.assistant.resolve(ctx.question, ctx.history)
-        if resolution.rule in REWRITE_RULES:
-            rewritten = self.rewrite(ctx.question, ctx.history)
-            if rewritten:
-                resolution = Resolution(ctx.question, rewritten, "llm", resolution.exclude)
-        ctx.resolution = resolution
-        return ctx
-
-    def _retrieve(self, ctx: Context) -> Context:
-        ctx.retrieval = self.assistant.retrieve_resolved(ctx.resolution, towns=ctx.towns, lists=ctx.lists)
-        return ctx
-
-    def _pack(self, ctx: Context) -> Context:
-        retrieval = ctx.retrieval
-        summarised = retrieval.complete and retrieval.query.intent is not Intent.LOOKUP
-        ctx.mode = "set" if summarised else "items"
-        render = _title_line if summarised else DutyItem.full_text
-        ctx.packed = pack(retrieval.cited, self.settings.llm_context_tokens, self.count, render)
-        return ctx
-
-    def rewrite(self, question: str, history: Sequence[Turn]) -> str | None:
+    def rewrite(self, question: str, history: Sequence[Turn], seconds: float | None = None) -> str | None:
         """The model's self-contained version of a follow-up, or None (the rules then stand)."""
+        variables = {"history": render_history(history), "question": question}
         try:
-            reply = self.rewriter.invoke({"history": render_history(history), "question": question})
+            reply = "".join(bounded(
+                lambda: iter([self.rewriter.invoke(variables)]),
+                self.settings.llm_deadline if seconds is None else seconds, 20 * REWRITE_MAX_CHARS,
+            ))
         except Exception as exc:  # any failure: the rule-based resolution is used
             log.warning("follow-up rewrite failed: %s: %s", type(exc).__name__, exc)
             return None
@@ -153,54 +125,55 @@ class AnswerChain:
         line = re.sub(r"^(?:改写后的问题|改写|问题)[:：]\s*", "", line).strip("\"'“”「」 ")
         return line if 0 < len(line) <= REWRITE_MAX_CHARS else None
 
-    # -- running it --------------------------------------------------------------------------
+    # -- composing -------------------------------------------------------------------------
 
-    def run(
-        self,
-        question: str,
-        *,
-        towns: Sequence[str] = (),
-        lists: Sequence[ListKind | str] = (),
-        history: Sequence[Turn] = (),
-        streaming: bool = True,
-    ) -> Iterator[str | Answer]:
-        """Text chunks, then the final Answer (see `Assistant.stream`)."""
-        started = time.perf_counter()
-        ctx = self.prepare.invoke(Context(question, tuple(towns), tuple(lists), tuple(history)))
-        extractive = self.assistant.extractive(question, ctx.retrieval, ctx.resolution)
-        timings = {"retrieval": ctx.retrieval.seconds}
-        if ctx.retrieval.abstained:
+    def generate(self, prepared: Prepared, extractive: Answer, *, streaming: bool = True) -> Generator[str, None, Answer]:
+        """Streams the checked answer text; returns the finished Answer (the extractive one, with
+        a note, whenever the model is not asked or fails)."""
+        retrieval = prepared.retrieval
+        if retrieval.abstained:
             extractive.meta["llm_called"] = False
-            yield from _finish(extractive, timings, started)
-            return
-        if not ctx.packed.items:
+            yield extractive.text
+            return extractive
+        mode = "set" if retrieval.complete and retrieval.query.intent is not Intent.LOOKUP else "items"
+        render = _title_line if mode == "set" else DutyItem.full_text
+        packed = pack(retrieval.cited, self.settings.llm_context_tokens, self.count, render)
+        if not packed.items:
             extractive.notes.append(NOTE_NO_ROOM)
-            yield from _finish(extractive, timings, started)
-            return
-        answer = yield from self._generated(ctx, extractive, streaming, timings, started)
-        yield from _finish(answer, timings, started, streamed=answer.generator == "llm")
+            yield extractive.text
+            return extractive
+        answer = yield from self._generated(prepared, mode, packed, extractive, streaming)
+        if answer.generator != "llm":
+            yield answer.text
+        return answer
 
     def _generated(
-        self, ctx: Context, extractive: Answer, streaming: bool, timings: dict, started: float
+        self, prepared: Prepared, mode: str, packed: Packed, extractive: Answer, streaming: bool
     ) -> Generator[str, None, Answer]:
         """Streams the checked model text; returns the validated answer, or the extractive one on failure."""
-        prompt = self.prompts[MODES[ctx.mode]]
-        variables = self._variables(ctx, extractive)
+        prompt = self.prompts[MODES[mode]]
+        variables = self._variables(prepared, mode, packed, extractive)
         usage: dict = {}
-        checker = CitationFilter({item.id: item for item in ctx.packed.items})
+        checker = CitationFilter({item.id: item for item in packed.items})
         emitted = False
+        timings = extractive.timings
         try:
-            for piece in self._generate(ctx.mode, variables, streaming, usage):
-                timings.setdefault("first_token", time.perf_counter() - started)
+            pieces = bounded(
+                lambda: self._generate(mode, variables, streaming, usage),
+                prepared.deadline - time.monotonic(), self.settings.llm_max_chars,
+            )
+            for piece in pieces:
+                timings.setdefault("first_token", time.perf_counter() - prepared.started)
                 delta = checker.feed(piece)
                 if delta:
                     emitted = True
                     yield delta
             checked, tail = checker.finish()
-            answer = self._validated(ctx, checked, extractive)
+            answer = self._validated(prepared, mode, packed, checked, extractive)
+            answer.timings = timings
             if tail:
                 yield tail
-            if ctx.mode == "set":
+            if mode == "set":
                 yield "\n\n" + extractive.text
         except Exception as exc:  # the user gets the extractive answer, never an error
             log.warning("LLM answer failed: %s: %s", type(exc).__name__, exc)
@@ -212,11 +185,11 @@ class AnswerChain:
         answer.meta.update(
             prompt.meta,
             model=self.settings.llm_model,
-            mode=ctx.mode,
-            packed=len(ctx.packed.items),
-            omitted=ctx.packed.omitted,
+            mode=mode,
+            packed=len(packed.items),
+            omitted=packed.omitted,
             tokens={
-                "context": ctx.packed.tokens,
+                "context": packed.tokens,
                 "prompt": self.count(prompt.system.format(**variables) + prompt.user.format(**variables)),
                 "completion": self.count(checker.raw),
                 **({"server": usage} if usage else {}),
@@ -225,17 +198,16 @@ class AnswerChain:
         answer.meta.setdefault("uncited_answer", False)
         return answer
 
-    def _variables(self, ctx: Context, extractive: Answer) -> dict:
-        if ctx.mode == "set":
-            count = len(ctx.retrieval.cited)
+    def _variables(self, prepared: Prepared, mode: str, packed: Packed, extractive: Answer) -> dict:
+        question = prepared.resolution.question
+        if mode == "set":
             return {
                 "scope": extractive.text.splitlines()[0],
-                "count": count,
-                "context": ctx.packed.context
-                + (f"\n（另有{ctx.packed.omitted}项未列出）" if ctx.packed.omitted else ""),
-                "question": ctx.resolution.question,
+                "count": len(prepared.retrieval.cited),
+                "context": packed.context + (f"\n（另有{packed.omitted}项未列出）" if packed.omitted else ""),
+                "question": question,
             }
-        return {"abstain_text": ABSTAIN_TEXT, "context": ctx.packed.context, "question": ctx.resolution.question}
+        return {"abstain_text": ABSTAIN_TEXT, "context": packed.context, "question": question}
 
     def _generate(self, mode: str, variables: dict, streaming: bool, usage: dict) -> Iterator[str]:
         """The model's text as it arrives (one piece when not streaming)."""
@@ -257,9 +229,9 @@ class AnswerChain:
         if not received:
             raise ModelFailure("empty reply")
 
-    def _validated(self, ctx: Context, checked: Checked, extractive: Answer) -> Answer:
+    def _validated(self, prepared: Prepared, mode: str, packed: Packed, checked: Checked, extractive: Answer) -> Answer:
         """The model's answer with its citations checked; raises ModelFailure to fall back."""
-        retrieval = ctx.retrieval
+        retrieval = prepared.retrieval
         text = checked.text.strip()
         if not text:
             raise ModelFailure("the reply held nothing but citation markers")
@@ -267,10 +239,12 @@ class AnswerChain:
         answer = Answer(
             extractive.question, text, related=retrieval.related, retrieval=retrieval, generator="llm",
             invalid_citations=checked.invalid, notes=list(extractive.notes), meta=dict(extractive.meta),
+            resolved_question=extractive.resolved_question, followup_rule=extractive.followup_rule,
+            excluded=list(extractive.excluded),
         )
         if checked.invalid:
             answer.notes.append(NOTE_INVALID.format(len(checked.invalid)))
-        if ctx.mode == "set":
+        if mode == "set":
             if declined or not _counts_agree(text, extractive.text):
                 raise ModelFailure("the overview contradicts the computed set", NOTE_INCONSISTENT)
             answer.text = f"{text}\n\n{extractive.text}"
@@ -279,9 +253,9 @@ class AnswerChain:
             if retrieval.complete:
                 raise ModelFailure("the model declined a computed lookup", NOTE_INCONSISTENT)
             answer.abstained = True
-            answer.related = list(ctx.packed.items)[:3]
+            answer.related = list(packed.items)[:3]
         elif not checked.cited:
-            answer.citations = list(retrieval.cited if retrieval.complete else ctx.packed.items)
+            answer.citations = list(retrieval.cited if retrieval.complete else packed.items)
             answer.notes.append(NOTE_UNCITED)
             answer.meta["uncited_answer"] = True
         else:
@@ -290,6 +264,59 @@ class AnswerChain:
 
 
 MODES = {"items": "answer", "set": "summary"}  # chain mode → prompt name
+
+
+def bounded(produce: Callable[[], Iterator[str]], seconds: float, max_chars: int) -> Iterator[str]:
+    """The pieces `produce()` yields, until it ends, `seconds` pass or `max_chars` is exceeded.
+
+    An HTTP client's timeouts bound each read, not the whole answer: a server that trickles
+    tokens forever, or never sends the first one while retries start over, would hold a
+    worker indefinitely. So the stream is consumed on a helper thread and waited for with
+    the remaining time; on a deadline or an overlong answer the consumer raises ModelFailure
+    at once and the helper stops and closes the stream (ending the HTTP request) as soon as
+    its next read returns, which the client's own timeout bounds.
+    """
+    pieces: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def work() -> None:
+        stream = None
+        try:
+            stream = produce()
+            for piece in stream:
+                if stop.is_set():
+                    break
+                pieces.put(("piece", piece))
+            pieces.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which decides
+            pieces.put(("error", exc))
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # closing a broken stream may fail; nothing waits on it
+                    log.debug("closing the model stream failed", exc_info=True)
+
+    threading.Thread(target=work, name="llm-stream", daemon=True).start()
+    end = time.monotonic() + seconds
+    received = 0
+    try:
+        while True:
+            try:
+                kind, value = pieces.get(timeout=max(end - time.monotonic(), 0.0))
+            except queue.Empty:
+                raise ModelFailure(f"no complete answer within {seconds:.1f} s", NOTE_DEADLINE) from None
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            received += len(value)
+            if received > max_chars:
+                raise ModelFailure(f"answer longer than {max_chars} characters", NOTE_TOO_LONG.format(max_chars))
+            yield value
+    finally:
+        stop.set()
 
 
 def render_history(history: Sequence[Turn]) -> str:
@@ -330,10 +357,3 @@ def _counts_agree(summary: str, computed: str) -> bool:
     allowed = {chinese_number(n) for n in _COUNTED.findall(MARKER.sub("", computed))}
     stated = {chinese_number(n) for n in _COUNTED.findall(MARKER.sub("", summary))}
     return stated <= allowed
-
-
-def _finish(answer: Answer, timings: dict, started: float, *, streamed: bool = False) -> Iterator[str | Answer]:
-    answer.timings = {**timings, "total": time.perf_counter() - started}
-    if not streamed:
-        yield answer.text
-    yield answer

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from assistant.answering.answer import Answer
 from assistant.items import DutyItem
@@ -33,14 +33,14 @@ class Turn:
     @property
     def resolved_question(self) -> str:
         """What this turn actually asked, after its own follow-up resolution."""
-        return (self.answer.meta.get("resolved_question") if self.answer else None) or self.question
+        return (self.answer.resolved_question if self.answer else "") or self.question
 
     @property
     def cited_ids(self) -> tuple[str, ...]:
         """Items this turn cited, plus those an earlier "还有吗" had already excluded."""
         if self.answer is None:
             return ()
-        return tuple(dict.fromkeys([*self.answer.meta.get("excluded", ()), *(i.id for i in self.answer.citations)]))
+        return tuple(dict.fromkeys([*self.answer.excluded, *(i.id for i in self.answer.citations)]))
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Resolution:
     question: str  # what to retrieve with
     rule: str = ""  # which rule rewrote it; "" for a self-contained question
     exclude: tuple[str, ...] = ()  # item ids not to cite again
+    query: Query | None = field(default=None, compare=False)  # the question understood, when it was
 
     @property
     def rewritten(self) -> bool:
@@ -88,7 +89,7 @@ def resolve(question: str, history: Sequence[Turn], catalog: Catalog) -> Resolut
         return Resolution(question, _about(cited[0], THIS_ITEM.sub("", question, count=1)), "this")
     topical = has_topic(question, catalog)
     if not _leans_on_context(question, query, topical):
-        return Resolution(question, question)
+        return Resolution(question, question, query=query)
     before = understand(earlier, catalog)
     if topical or query.number is not None or query.departments or query.categories:
         return Resolution(question, _carried_filters(before, query, catalog) + _bare(question), "carry")

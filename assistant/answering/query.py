@@ -9,11 +9,14 @@ retrieval rather than a guess at a set.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from assistant.answering import intent as intent_model
 from assistant.answering.departments import department_key, surface_forms
+from assistant.answering.places import unknown_places
 from assistant.items import DutyItem, ListKind
 
 
@@ -38,10 +41,10 @@ class Query:
     topic: str = ""  # the question with every filter word removed: what an item must be about
     search_text: str = ""  # the question without place names, for similarity search
     compare_mode: str = ""  # for COMPARE: "only" (one side lacks) / "both" / "diff"
-
-    @property
-    def has_filters(self) -> bool:
-        return bool(self.towns or self.counties or self.lists or self.categories or self.departments)
+    asks_figure: bool = False  # an amount, standard, date or contact: the lists hold none
+    elsewhere: bool = False  # a service no township list covers (passports, exams, broadband…)
+    cues: dict[str, float] = field(default_factory=dict, compare=False)  # the intent model's inputs
+    unknown_places: tuple[str, ...] = ()  # places named that have no list in the index
 
 
 # Plain substrings, longest first; a pattern (re) where a bare word is ambiguous (基本农田).
@@ -84,33 +87,59 @@ COMPARE_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|
 FRAME_WORDS = re.compile(
     r"涉及|有关|相关|关于|方面|承接|负责|交给|交由|划给|归口|对接|需要|需|要|配合|协助|收回|牵头|部门|单位|"
     r"列出|列举|罗列|所有|全部|一览|汇总|哪些|哪几|有什么|都有|包括|多少|几项|几条|几个|几件|数量|总数|总共|一共|共有|"
-    r"两个|两|各自|各|分别|其中|区别|不同|差异|差别|一样|相同|共同|独有|特有|没有|比较|对比|多出|少了|而且|什么|哪个|哪|"
+    r"两个|两|各自|各|分别|其中|区别|不同|差异|差别|一样|相同|共同|独有|特有|没有|比较|对比|相比|比起|之间|多出|少了|而且|什么|哪个|哪|"
     r"事项|清单|履职|职责|工作|项目|的|了|有|是|里|中|给|被|在|和|与|及|还|都|共|项|条|个|件|类|我们|咱们|镇|乡|县"
 )
 BOTH_TOWNS = re.compile(r"两个?镇|两乡|两个乡|两地|各镇|两个乡镇|两镇")
 
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_NUMBER = re.compile(r"(?:第|序号\s*|编号\s*)([0-9０-９]+|[零〇一二两三四五六七八九十百]+)\s*(?:项|条|号|个)?|([0-9]+)\s*号事项")
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+_CN_SECTIONS = {"万": 10**4, "亿": 10**8}
+# A reference to a numbered item: 第N项/条/号, 序号N, 编号N, N号事项 — not an ordinal inside a phrase
+# (第一次, 第一书记, 第二天).
+_NUMBER = re.compile(
+    r"第\s*([0-9０-９]+|[零〇一二两三四五六七八九十百千万亿]+)\s*(?:项|条|号)"
+    r"|(?:序号|编号)\s*(?:为|是)?\s*([0-9０-９]+|[零〇一二两三四五六七八九十百千万亿]+)"
+    r"|([0-9]+)\s*号事项"
+)
 
 
 def chinese_number(text: str) -> int | None:
-    """'22', '二十二', '一百零九' → int."""
+    """'22', '二十二', '一百零九', '一万', '一千亿' → int; None for anything else.
+
+    Every place value is honoured: a number the lists do not have must be looked up (and
+    reported missing), never read as a smaller one (第一万项 is not 第1项).
+    """
     text = text.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
-    if text.isdigit():
+    if text.isdecimal() and text.isascii():
         return int(text)
-    total, current = 0, 0
+    total, section, current = 0, 0, 0
     for char in text:
         if char in _CN_DIGITS:
             current = _CN_DIGITS[char]
-        elif char == "十":
-            total += (current or 1) * 10
+        elif char in _CN_UNITS:
+            section += (current or 1) * _CN_UNITS[char]
             current = 0
-        elif char == "百":
-            total += (current or 1) * 100
+        elif char in _CN_SECTIONS:
+            section += current
+            if not section and not total:
+                return None  # '万' alone is no number
+            if char == "亿":
+                total, section = (total + section) * _CN_SECTIONS[char], 0
+            else:
+                total, section = total + section * _CN_SECTIONS[char], 0
             current = 0
         else:
             return None
-    return total + current
+    return total + section + current
+
+
+# Invisible characters that change no meaning but break matching: zero-width spaces and
+# joiners, BOM, word joiner, bidi marks (Unicode category Cf), and control characters.
+def clean_question(text: str) -> str:
+    """The question as the user sees it: format characters removed, controls as spaces."""
+    kept = (" " if unicodedata.category(c) == "Cc" else c for c in text if unicodedata.category(c) != "Cf")
+    return "".join(kept).strip()
 
 
 @dataclass
@@ -122,12 +151,13 @@ class Catalog:
     categories: dict[str, str] = field(default_factory=dict)  # surface → category
     departments: dict[str, str] = field(default_factory=dict)  # surface → key
     places: tuple[str, ...] = ()
+    mentioned: str = ""  # the items' titles: place names the lists themselves mention are not unknown
 
     @classmethod
     def from_items(cls, items: Iterable[DutyItem]) -> Catalog:
         items = list(items)
         places = tuple(sorted({p for i in items for p in (i.county, i.prefecture) if p} | _short_prefectures(items)))
-        catalog = cls(places=places)
+        catalog = cls(places=places, mentioned="\n".join(dict.fromkeys(i.title for i in items)))
         for item in items:
             for surface in _short_forms(item.town, ("镇", "乡", "街道", "苏木")):
                 catalog.towns.setdefault(surface, item.town)
@@ -145,6 +175,10 @@ class Catalog:
 
     def department_key(self, name: str) -> str:
         return department_key(name, self.places)
+
+    def known_places(self) -> tuple[str, ...]:
+        """Every way the loaded townships, counties and prefectures are written."""
+        return (*self.towns, *self.counties, *self.places)
 
 
 def _short_forms(name: str, suffixes: tuple[str, ...]) -> list[str]:
@@ -173,8 +207,11 @@ def _find(text: str, vocabulary: dict[str, str]) -> tuple[list[str], str]:
     return values, text
 
 
-def understand(question: str, catalog: Catalog) -> Query:
-    """Extract intent and filters from a question."""
+def understand(
+    question: str, catalog: Catalog, model: intent_model.IntentModel | None = None, *, learned: bool = True
+) -> Query:
+    """Extract intent and filters from a question (`model`: the learned intent model, default: the
+    shipped one; the cue table alone decides when there is none or `learned` is off)."""
     text = re.sub(r"\s+", " ", question).strip()
     rest = text
     categories, rest = _find(rest, {k: v for k, v in catalog.categories.items() if k.endswith("类")})
@@ -193,12 +230,31 @@ def understand(question: str, catalog: Catalog) -> Query:
     number = None
     match = _NUMBER.search(rest)
     if match:
-        number = chinese_number(match.group(1) or match.group(2))
+        number = chinese_number(next(g for g in match.groups() if g))
         rest = rest[: match.start()] + " " + rest[match.end() :]
 
     intent, compare_mode = _intent(text, towns, number)
+    scaffolding = bool((lists or departments or categories) and _only_scaffolding(rest))
+    asks_figure = elsewhere = False
+    cues = {
+        f"cue_{intent.value}": 1.0, "number": float(number is not None), "two_towns": float(len(towns) >= 2),
+        "both_towns": float(bool(BOTH_TOWNS.search(text))), "lists": float(bool(lists)),
+        "departments": float(bool(departments)), "categories": float(bool(categories)),
+        "scaffolding": float(scaffolding),
+    }
+    model = (model or intent_model.load_model()) if learned else None
+    if model is not None:
+        prediction = model.predict(masked(text, catalog), cues)
+        learned = Intent(prediction.intent)
+        if learned is Intent.LOOKUP and number is None or learned is Intent.COMPARE and not compare_mode:
+            learned = Intent.SINGLE  # a lookup needs a real 第N项; a comparison needs two townships
+        intent = learned
+        asks_figure = intent is Intent.SINGLE and prediction.figure
+        elsewhere = intent is Intent.SINGLE and prediction.service and not asks_figure
+    if intent is not Intent.COMPARE:
+        compare_mode = ""
     topic = re.sub(r"\s+", " ", FRAME_WORDS.sub(" ", _QUESTION_MARKS.sub(" ", rest))).strip()
-    if intent is Intent.SINGLE and (lists or departments or categories) and _only_scaffolding(rest):
+    if intent is Intent.SINGLE and scaffolding and not (asks_figure or elsewhere):
         intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
     return Query(
         text=text,
@@ -212,22 +268,42 @@ def understand(question: str, catalog: Catalog) -> Query:
         topic=topic if intent in (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE) else re.sub(r"\s+", " ", rest).strip(),
         search_text=search_text,
         compare_mode=compare_mode,
+        asks_figure=asks_figure,
+        elsewhere=elsewhere,
+        cues=cues,
+        unknown_places=tuple(unknown_places(text, catalog.known_places(), catalog.mentioned)),
     )
 
 
+def masked(text: str, catalog: Catalog) -> str:
+    """The question with the loaded townships and counties replaced by placeholders, so that a
+    learned model sees the wording, not the names."""
+    rest = text
+    for surface in sorted(catalog.towns, key=len, reverse=True):
+        rest = rest.replace(surface, "某镇")
+    for surface in sorted(catalog.counties, key=len, reverse=True):
+        rest = rest.replace(surface, "某县")
+    return rest
+
+
 def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, str]:
-    if number is not None and not re.search(r"多少|几项", text):
-        return Intent.LOOKUP, ""
-    if COMPARE_CUES.search(text) and (len(towns) >= 2 or BOTH_TOWNS.search(text)):
+    """The cue table's verdict, and the comparison mode whenever two townships are compared."""
+    mode = ""
+    if len(towns) >= 2 or BOTH_TOWNS.search(text):
         if re.search(r"没有|独有|特有|多出|少了|多了", text):
-            return Intent.COMPARE, "only"
-        if re.search(r"都有|共同|(?<!不)相同|(?<!不)一样", text):
-            return Intent.COMPARE, "both"
-        return Intent.COMPARE, "diff"
+            mode = "only"
+        elif re.search(r"都有|共同|(?<!不)相同|(?<!不)一样", text):
+            mode = "both"
+        else:
+            mode = "diff"
+    if number is not None and not re.search(r"多少|几项", text):
+        return Intent.LOOKUP, mode
+    if mode and COMPARE_CUES.search(text):
+        return Intent.COMPARE, mode
     for intent, cue in INTENT_CUES:
         if cue.search(text):
-            return intent, ""
-    return Intent.SINGLE, ""
+            return intent, mode
+    return Intent.SINGLE, mode
 
 
 _QUESTION_MARKS = re.compile(r"[，。？！?!、：:；;,.]|吗|呢|吧|啊|呀|请问|一下|看看|查查|说说|讲讲|告诉我|介绍")

@@ -4,8 +4,10 @@
 - Enumerations, counts and department views are computed from the item store with
   filters: the complete set, never a top-k cut.
 - Comparisons align the same duty across townships by title, since numbers do not line up.
-- Single-item questions fuse dense (Chroma) and keyword (BM25) rankings and keep only items
-  that pass the relevance gate; a question nothing passes is abstained on.
+- Single-item questions gather candidates from four rankings — item vectors (Chroma), item
+  keywords (BM25), and the vectors and keywords of each duty's situation questions — and a
+  learned relevance model (`relevance.py`) orders them and gates the answer; a question no
+  candidate passes is abstained on.
 """
 
 from __future__ import annotations
@@ -14,26 +16,32 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
 from assistant.answering.glossary import expand
+from assistant.answering.query import Catalog, Intent, Query, clean_question, understand
+from assistant.answering.relevance import FEATURES, load_model
 from assistant.index import KnowledgeBase, keyword_text
-from assistant.items import DutyItem, ListKind
 from assistant.index.keywords import key_terms
-from assistant.answering.query import Catalog, Intent, Query, understand
+from assistant.index.situations import SituationIndex
+from assistant.items import DutyItem, ListKind
 from assistant.settings import Settings
+from assistant.titles import match, similarity
 
 
 @dataclass
 class Hit:
     item: DutyItem
     score: float = 0.0  # fused (reciprocal rank) score
-    dense: float = 0.0  # cosine similarity, 0 when not among the dense candidates
-    keyword: float = 0.0  # BM25
+    dense: float = 0.0  # cosine similarity of the item's vector
+    keyword: float = 0.0  # BM25 of the item's text
     overlap: float = 0.0  # share of the question's key terms found in the item
-    relevance: float = 0.0  # the calibrated gate's score
+    relevance: float = 0.0  # P(relevant) from the learned model (the fused score without one)
     relevant: bool = False
+    situation: float = 0.0  # best cosine of the item's situation questions
+    features: np.ndarray | None = field(default=None, repr=False)  # in relevance.FEATURES order
 
 
 @dataclass
@@ -57,6 +65,7 @@ class Retrieval:
     pairs: list[Pair] = field(default_factory=list)  # comparison: aligned items
     refusal: str = ""  # the question was not searched, and why (e.g. too long)
     compared: tuple[str, ...] = ()  # comparison: the townships compared
+    scope: str = ""  # why an abstention is out of scope: "place" (no list for it), "figure" (lists hold none)
     seconds: float = 0.0
 
     @property
@@ -66,7 +75,8 @@ class Retrieval:
         return [hit.item for hit in self.hits if hit.item.id not in cited][:3]
 
 
-_LIST_INDEX = {kind: k for k, kind in enumerate(ListKind)}
+SIGNALS = ("dense", "keyword", "sit_dense", "sit_keyword")
+EMPTY_QUESTION = "问题是空的，请输入要查询的问题。"
 
 
 class Retriever:
@@ -84,25 +94,37 @@ class Retriever:
         self._town_code = {t: k for k, t in enumerate(dict.fromkeys(i.town for i in self.items))}
         self._category_code = {c: k for k, c in enumerate(dict.fromkeys(i.category for i in self.items))}
         self._town_of = np.array([self._town_code[i.town] for i in self.items], dtype=np.int32)
-        self._list_of = np.array([_LIST_INDEX[i.list] for i in self.items], dtype=np.int8)
+        self._list_of = np.array([i.list.order for i in self.items], dtype=np.int8)
         self._category_of = np.array([self._category_code[i.category] for i in self.items], dtype=np.int32)
         self._number_of = np.array([i.number for i in self.items], dtype=np.int64)
         self._county_towns: dict[str, set[str]] = {}
         for item in self.items:
             self._county_towns.setdefault(item.county, set()).add(item.town)
+        # Built here, not on the first question: embedding ~1,500 situation questions takes
+        # ~15 s once per embedder (then read from the cache in a fraction of a second).
+        self.situations = SituationIndex.build(self.items, self.kb.embedder, self.settings.vector_cache)
 
     # -- entry point -------------------------------------------------------------------------
 
     def retrieve(
-        self, question: str, *, towns: Sequence[str] = (), lists: Sequence[ListKind | str] = ()
+        self, question: str, *, towns: Sequence[str] = (), lists: Sequence[ListKind | str] = (),
+        query: Query | None = None,
     ) -> Retrieval:
-        """Answer-ready retrieval for a question; `towns` / `lists` narrow it (UI filters)."""
+        """Answer-ready retrieval for a question; `towns` / `lists` narrow it (UI filters);
+        `query`: the question already understood, so it is not understood twice."""
         started = time.perf_counter()
+        question = clean_question(question)
+        if not question:
+            return Retrieval(Query(text=""), abstained=True, refusal=EMPTY_QUESTION)
         if len(question) > self.settings.max_question_chars:
             limit = self.settings.max_question_chars
             refusal = f"问题过长（{len(question)}字），请精简到{limit}字以内再问。"
             return Retrieval(Query(text=question[:limit]), abstained=True, refusal=refusal)
-        query = understand(question, self.catalog)
+        query = query or self.understand(question)
+        if query.unknown_places and not (query.towns or query.counties or towns):
+            result = self.outside(query)
+            result.seconds = time.perf_counter() - started
+            return result
         if towns:
             query = replace(query, towns=tuple(t for t in towns if t in self.kb.towns) or query.towns)
         if lists:
@@ -116,6 +138,9 @@ class Retriever:
         result = handler(query)
         result.seconds = time.perf_counter() - started
         return result
+
+    def understand(self, question: str) -> Query:
+        return understand(question, self.catalog)
 
     # -- filters -----------------------------------------------------------------------------
 
@@ -133,7 +158,7 @@ class Retriever:
         if towns:
             mask &= np.isin(self._town_of, [self._town_code[t] for t in towns if t in self._town_code])
         if query.lists:
-            mask &= np.isin(self._list_of, [_LIST_INDEX[k] for k in query.lists])
+            mask &= np.isin(self._list_of, [k.order for k in query.lists])
         if structured and query.categories:
             codes = [self._category_code[c] for c in query.categories if c in self._category_code]
             mask &= np.isin(self._category_of, codes)
@@ -160,8 +185,23 @@ class Retriever:
 
     # -- hybrid search -----------------------------------------------------------------------
 
+    @cached_property
+    def model(self):
+        return load_model()
+
     def search(self, query: Query, n: int | None = None) -> list[Hit]:
-        """Dense and keyword rankings over the filtered items, fused by reciprocal rank."""
+        """The candidates ordered by the relevance model's probability (by fused rank without one)."""
+        hits = self.candidates(query, n)
+        model = self.model
+        if hits and model is not None:
+            for hit, probability in zip(hits, model.probability(np.stack([h.features for h in hits]))):
+                hit.relevance = float(probability)
+                hit.relevant = hit.relevance >= model.threshold
+        hits.sort(key=lambda h: (-h.relevance, -h.score))
+        return hits
+
+    def candidates(self, query: Query, n: int | None = None) -> list[Hit]:
+        """Candidates from the four rankings over the filtered items, with their features."""
         n = n or self.settings.candidates
         mask = self._mask(query)
         if not mask.any():
@@ -170,28 +210,58 @@ class Retriever:
         expanded = expand(text)
         vector = self.kb.embedder.embed_query(text)
         dense = dict(self.kb.dense(vector, self._where(query), n))
-        keyword = np.where(mask, self.kb.keywords.scores(expanded), -1.0)
-        keyword_rank = [i for i in np.argsort(-keyword, kind="stable")[:n] if keyword[i] > 0]
+        sit_dense, sit_keyword = self.situations.best(vector, expanded)
+        scores = {
+            "keyword": np.where(mask, self.kb.keywords.scores(expanded), -1.0),
+            "sit_dense": np.where(mask, sit_dense, -1.0),
+            "sit_keyword": np.where(mask, sit_keyword, -1.0),
+        }
+        rankings = {"dense": [self.position[id_] for id_ in dense]}
+        for signal, values in scores.items():
+            rankings[signal] = [int(i) for i in np.argsort(-values, kind="stable")[:n] if values[i] > 0]
+        weights = {"dense": self.settings.dense_share, "keyword": 1.0, "sit_dense": self.settings.situation_share,
+                   "sit_keyword": self.settings.situation_keyword_share}
         fused: dict[int, float] = {}
+        ranks: dict[str, dict[int, int]] = {}
         k = self.settings.rrf_k
-        for rank, id_ in enumerate(dense):
-            fused[self.position[id_]] = fused.get(self.position[id_], 0.0) + self.settings.dense_share / (k + rank + 1)
-        for rank, i in enumerate(keyword_rank):
-            fused[i] = fused.get(i, 0.0) + 1.0 / (k + rank + 1)
-        # keyword-only candidates get their real cosine, so the relevance gate weighs both signals
-        dense.update(self.kb.similarity(vector, [self.items[i].id for i in fused if self.items[i].id not in dense]))
+        for signal, ranking in rankings.items():
+            ranks[signal] = {i: rank for rank, i in enumerate(ranking)}
+            for rank, i in enumerate(ranking):
+                fused[i] = fused.get(i, 0.0) + weights[signal] / (k + rank + 1)
+        candidates = list(fused)
+        dense.update(self.kb.similarity(vector, [self.items[i].id for i in candidates if self.items[i].id not in dense]))
+        dense_of = np.array([dense.get(self.items[i].id, 0.0) for i in candidates])
+        columns = {
+            "dense": dense_of,
+            "keyword": np.log1p(np.maximum(scores["keyword"][candidates], 0.0)),
+            "sit_dense": np.maximum(scores["sit_dense"][candidates], 0.0),
+            "sit_keyword": np.log1p(np.maximum(scores["sit_keyword"][candidates], 0.0)),
+        }
+        for signal in SIGNALS:
+            columns["rank_" + signal] = np.array([1.0 / (1 + ranks[signal][i]) if i in ranks[signal] else 0.0
+                                                  for i in candidates])
+            columns["gap_" + signal] = columns[signal] - columns[signal].max()
         terms = key_terms(text)
-        hits = []
-        for i, score in fused.items():
-            item = self.items[i]
-            overlap = sum(t in self.texts[i] for t in terms) / len(terms) if terms else 0.0
-            hits.append(Hit(item, score, dense.get(item.id, 0.0), float(max(keyword[i], 0.0)), overlap))
-        hits.sort(key=lambda h: -h.score)
-        s = self.settings
-        for hit in hits:
-            hit.relevance = s.dense_weight * (hit.dense - s.dense_center) + float(np.log1p(hit.keyword))
-            hit.relevant = hit.relevance >= s.min_relevance
-        return hits
+        columns["overlap"] = np.array([_share(terms, self.texts[i]) for i in candidates])
+        columns["title_overlap"] = np.array([_share(terms, self.items[i].title) for i in candidates])
+        wanted = set(query.departments)
+        columns["department"] = np.array([float(bool(self.department_keys[i] & wanted)) for i in candidates])
+        columns["situations"] = self.situations.has[candidates].astype(np.float64)
+        columns["dense_alone"] = columns["dense"] * (1 - columns["situations"])
+        columns["keyword_alone"] = columns["keyword"] * (1 - columns["situations"])
+        rows = np.column_stack([columns[name] for name in FEATURES])
+        return [
+            Hit(self.items[i], fused[i], float(dense_of[row]), float(max(scores["keyword"][i], 0.0)),
+                float(columns["overlap"][row]), relevance=fused[i], relevant=True,
+                situation=float(columns["sit_dense"][row]), features=rows[row])
+            for row, i in enumerate(candidates)
+        ]
+
+    def outside(self, query: Query) -> Retrieval:
+        """A place with no list: nothing is cited; the loaded townships' nearest items are only related."""
+        result = Retrieval(query, hits=[h for h in self.search(query) if h.relevant], abstained=True, scope="place")
+        result.note = f"现有清单只包括{'、'.join(self.kb.towns)}，没有{'、'.join(query.unknown_places)}的履职事项清单"
+        return result
 
     def single(self, query: Query) -> Retrieval:
         hits = self.search(query)
@@ -201,15 +271,26 @@ class Retriever:
             result.abstained = True
             result.note = "清单中没有找到与问题足够相关的事项"
             return result
-        best = relevant[0].score
-        cutoff = self.settings.relative_cutoff * best
-        per_town: dict[str, int] = {}
+        if query.elsewhere:  # nearest items are shown as related; none answers a service handled elsewhere
+            result.hits = relevant
+            result.abstained = True
+            result.scope = "service"
+            result.note = "这项业务不属于乡镇履职事项清单的范围"
+            return result
+        if query.asks_figure:  # the responsible item is shown as related, never as the source of a figure
+            result.hits = relevant
+            result.abstained = True
+            result.scope = "figure"
+            result.note = "履职事项清单只规定由谁负责、做什么，不含具体的金额、标准、期限或联系方式"
+            return result
+        cutoff = self.settings.relative_cutoff * relevant[0].relevance
+        per_town: set[str] = set()
         for hit in relevant:
-            if hit.score < cutoff or len(result.cited) >= self.settings.top_k:
+            if hit.relevance < cutoff or len(result.cited) >= self.settings.top_k:
                 break
-            if per_town.get(hit.item.town, 0) >= 1:
+            if hit.item.town in per_town:
                 continue  # one item per township: the best match of each
-            per_town[hit.item.town] = 1
+            per_town.add(hit.item.town)
             result.cited.append(hit.item)
         return result
 
@@ -234,7 +315,7 @@ class Retriever:
         if query.departments:
             notes.append("按“对应上级部门”和“承接部门”匹配部门，不含职责正文中的提及")
         if topical:
-            hits = [h for h in self._topic_hits(query, mask)]
+            hits = self._topic_hits(query.topic, mask)
             cited = sorted((h.item for h in hits), key=lambda item: self.position[item.id])
             notes.append(f"按关键词“{query.topic}”匹配事项名称和职责内容")
             result = Retrieval(query, cited=cited, hits=hits, complete=True)
@@ -246,27 +327,36 @@ class Retriever:
             result.note = result.note or "没有符合条件的事项"
         return result
 
-    def _topic_mask(self, topic: str, within: np.ndarray) -> np.ndarray:
-        """Items within `within` that contain enough of the topic's terms."""
+    def _topic_hits(self, topic: str, within: np.ndarray) -> list[Hit]:
+        """Recall-oriented keyword match: items within the mask containing enough of the topic's terms."""
         terms = key_terms(topic)
-        mask = np.zeros(len(self.items), dtype=bool)
-        for i in np.flatnonzero(within):
-            mask[i] = sum(t in self.texts[i] for t in terms) / len(terms) >= self.settings.min_overlap
-        return mask
-
-    def _topic_hits(self, query: Query, mask: np.ndarray) -> list[Hit]:
-        """Recall-oriented keyword match: items containing the topic's terms, ranked."""
-        terms = key_terms(query.topic)
-        if not terms:
-            return []
         hits = []
-        for i in np.flatnonzero(mask):
-            text = self.texts[i]
-            overlap = sum(t in text for t in terms) / len(terms)
+        for i in np.flatnonzero(within):
+            overlap = _share(terms, self.texts[i])
             if overlap >= self.settings.min_overlap:
-                hits.append(Hit(self.items[i], overlap, overlap=overlap, relevant=True))
+                hits.append(Hit(self.items[i], overlap, overlap=overlap, relevance=overlap, relevant=True))
         hits.sort(key=lambda h: -h.score)
         return hits
+
+    def _about(self, query: Query, within: np.ndarray, towns: tuple[str, str]) -> np.ndarray:
+        """Items of a comparison's topic: in each township, the candidates the relevance model
+        finds relevant to the topic and close to that township's best (the same duty is worded
+        differently in each list), then the aligned counterpart of each in the other township."""
+        topic = replace(query, intent=Intent.SINGLE, text=query.topic, search_text=query.topic, towns=towns)
+        floor = self.settings.topic_relevance
+        hits = [h for h in self.search(topic) if h.relevance >= floor and within[self.position[h.item.id]]]
+        chosen = np.zeros(len(self.items), dtype=bool)
+        for town in towns:
+            ranked = [h for h in hits if h.item.town == town]
+            for hit in ranked:
+                if hit.relevance >= self.settings.topic_cutoff * ranked[0].relevance:
+                    chosen[self.position[hit.item.id]] = True
+        left, right = (self._items(chosen & (self._town_of == self._town_code.get(t, -1))) for t in towns)
+        others = [self._items(within & (self._town_of == self._town_code.get(t, -1))) for t in reversed(towns)]
+        for picked, other in ((left, others[0]), (right, others[1])):
+            for _, counterpart, _ in match(picked, other, _title, _title, allowed=lambda a, b: a.list is b.list):
+                chosen[self.position[counterpart.id]] = True
+        return chosen
 
     def compare(self, query: Query) -> Retrieval:
         towns = list(query.towns) or [t for t in self.kb.towns if t in self._towns(query)] or self.kb.towns
@@ -281,13 +371,13 @@ class Retriever:
         mask = self._mask(replace(query, towns=(left, right)), structured=True)
         topical = _has_topic(query.topic)
         if topical:
-            mask &= self._topic_mask(query.topic, mask)
+            mask &= self._about(query, mask, (left, right))
         pairs, only = align(
             self._items(mask & (self._town_of == self._town_code.get(left, -1))),
             self._items(mask & (self._town_of == self._town_code.get(right, -1))),
-            self.catalog,
+            self.catalog, towns=(left, right),
         )
-        if topical and query.compare_mode == "diff":
+        if topical and query.compare_mode in ("diff", "both"):
             query = replace(query, compare_mode="topic")
             result.query = query
         if query.compare_mode == "only":
@@ -321,47 +411,30 @@ def _lacking_town(text: str, towns: tuple[str, str]) -> str | None:
     return None
 
 
-def bigram_similarity(a: str, b: str) -> float:
-    """Dice coefficient of character bigrams: robust to the small wording differences between lists."""
-    grams_a = {a[i : i + 2] for i in range(len(a) - 1)}
-    grams_b = {b[i : i + 2] for i in range(len(b) - 1)}
-    if not grams_a or not grams_b:
-        return float(a == b)
-    return 2 * len(grams_a & grams_b) / (len(grams_a) + len(grams_b))
-
-
-ALIGN_THRESHOLD = 0.5
-
-
 def align(
-    left: list[DutyItem], right: list[DutyItem], catalog: Catalog
+    left: list[DutyItem], right: list[DutyItem], catalog: Catalog, towns: tuple[str, str] | None = None
 ) -> tuple[list[Pair], dict[str, list[DutyItem]]]:
     """Match the same duty across two townships' items of the same list, one-to-one, best first."""
-    candidates = []
-    for a in left:
-        for b in right:
-            if a.list is b.list:
-                similarity = bigram_similarity(a.title, b.title)
-                if similarity >= ALIGN_THRESHOLD:
-                    candidates.append((similarity, a.id, b.id, a, b))
-    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
-    used_left, used_right, pairs = set(), set(), []
-    for similarity, _, _, a, b in candidates:
-        if a.id in used_left or b.id in used_right:
-            continue
-        used_left.add(a.id)
-        used_right.add(b.id)
-        pairs.append(Pair(a, b, _differences(a, b, similarity, catalog)))
-    pairs.sort(key=lambda p: (list(ListKind).index(p.left.list), p.left.number))
-    only = {}
-    if left:
-        only[left[0].town] = [a for a in left if a.id not in used_left]
-    if right:
-        only[right[0].town] = [b for b in right if b.id not in used_right]
+    matched = match(left, right, _title, _title, allowed=lambda a, b: a.list is b.list,
+                    tie_break=lambda a, b: (a.id, b.id))
+    pairs = [Pair(a, b, _differences(a, b, score, catalog)) for a, b, score in matched]
+    pairs.sort(key=lambda p: (p.left.list.order, p.left.number))
+    used = {a.id for a, _, _ in matched} | {b.id for _, b, _ in matched}
+    left_town, right_town = towns or (left[0].town if left else "", right[0].town if right else "")
+    only = {left_town: [a for a in left if a.id not in used], right_town: [b for b in right if b.id not in used]}
     return pairs, only
 
 
-def _differences(a: DutyItem, b: DutyItem, similarity: float, catalog: Catalog) -> tuple[str, ...]:
+def _title(item: DutyItem) -> str:
+    return item.title
+
+
+def _share(terms: list[str], text: str) -> float:
+    """Share of the terms that occur in the text (0 when there are no terms)."""
+    return sum(t in text for t in terms) / len(terms) if terms else 0.0
+
+
+def _differences(a: DutyItem, b: DutyItem, score: float, catalog: Catalog) -> tuple[str, ...]:
     found = []
     keys_a = {catalog.department_key(d) for d in a.involved_departments}
     keys_b = {catalog.department_key(d) for d in b.involved_departments}
@@ -370,9 +443,9 @@ def _differences(a: DutyItem, b: DutyItem, similarity: float, catalog: Catalog) 
         found.append(
             f"{role}不同：{a.town}为{'、'.join(a.involved_departments)}，{b.town}为{'、'.join(b.involved_departments)}"
         )
-    if similarity < 0.9:
+    if score < 0.9:
         found.append("事项名称表述不同")
     if a.township_duties and b.township_duties:
-        if bigram_similarity("".join(a.township_duties), "".join(b.township_duties)) < 0.6:
+        if similarity("".join(a.township_duties), "".join(b.township_duties)) < 0.6:
             found.append("乡镇配合职责不同")
     return tuple(found)

@@ -1,59 +1,59 @@
-"""The knowledge base on disk: items, a Chroma collection and a keyword index, per generation.
+"""The knowledge base: items, a Chroma collection and a keyword index, per generation.
 
-Layout under `settings.index_dir`:
+An ingest plans the change against the live generation (`assistant.index.plan`), builds a
+new generation beside it in the store (vectors copied, only new or changed items
+embedded), and swaps the live pointer only when the new one is complete: a crash or a bad
+document leaves the previous generation serving. The last `keep_generations` generations
+stay, so any of them can be made live again (`rollback`).
 
-    CURRENT              name of the live generation (replaced atomically)
-    ingest.lock          held while an ingest runs
-    gen-<time>-<pid>/    items.jsonl, manifest.json, chroma/, keywords/
-
-An ingest copies the live generation, applies the changes (only new or changed items are
-embedded), and swaps CURRENT only when the copy is complete: a crash or a bad document
-leaves the previous generation serving.
-
-With `chroma_mode = "http"` the same generations live on a Chroma server that several
-instances share, and the folders above are only each instance's cache: see
-`assistant.index.server`.
+Where generations live is the store's business (`assistant.index.store`): folders on disk,
+or a Chroma server shared by several instances (`assistant.index.server`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-import chromadb
 import numpy as np
-from chromadb.config import Settings as ChromaSettings
-from filelock import FileLock, Timeout
 
-from assistant.index import server as shared_index
-from assistant.items import DutyItem, ListKind
 from assistant.index.keywords import KeywordIndex
+from assistant.index.plan import Plan, plan_change
+from assistant.index.records import (
+    dense_text,
+    items_to_jsonl,
+    metadata,
+    read_items,
+    read_manifest,
+    write_keywords,
+)
+from assistant.index.server import ServerStore
+from assistant.index.store import GenerationStore, IndexMissing, LocalStore
 from assistant.ingest.parsing import Document, ParseError, parse_paths
+from assistant.ingest.readers import Limits
+from assistant.jsonl import write_atomic
+from assistant.items import DutyItem, ListKind
 from assistant.settings import Settings
 from embeddings import Embedder, load_embedder
+from embeddings.chroma import ChromaEmbeddingFunction
 
 log = logging.getLogger(__name__)
 
-COLLECTION = "duty_items"
-FORMAT = 1
+FORMAT = 2  # 2: collections carry the registered embedding function
+BATCH = 64
 Progress = Callable[[int, int], None]
-
-
-class IndexMissing(RuntimeError):
-    """No index has been built yet."""
-
-
-class IngestLocked(RuntimeError):
-    """Another ingest holds the lock."""
+Annotate = Callable[[Mapping[str, DutyItem], Plan], dict]
+"""Extra manifest fields computed from the live items and the plan, under the lease."""
 
 
 @dataclass
@@ -67,45 +67,11 @@ class IngestReport:
     seconds: float = 0.0
     errors: list[ParseError] = field(default_factory=list)
     generation: str = ""
+    previous: str | None = None  # the live generation before this ingest
 
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-def dense_text(item: DutyItem) -> str:
-    """What is embedded per item: the title and what the township does about it.
-
-    Measured on the dev questions (dense-only hit@5): title + category + departments 0.88,
-    whole rows 0.93, title + township duties / receiver handling 0.96 at half the cost of
-    whole rows. Cadres ask about what happens on the ground, which the township's part says.
-    """
-    parts = [item.title, *item.township_duties, *(r.handling for r in item.receivers)]
-    return " ".join(parts)[:DENSE_CHARS]
-
-
-DENSE_CHARS = 300
-
-
-def keyword_text(item: DutyItem) -> str:
-    """What BM25 sees: the title twice (it matters most), then every other column."""
-    parts = [item.title, item.title, item.category, *item.involved_departments]
-    parts += item.department_duties + item.township_duties
-    parts += [r.handling for r in item.receivers]
-    return " ".join(parts)
-
-
-def _metadata(item: DutyItem) -> dict:
-    return {
-        "town": item.town,
-        "county": item.county,
-        "prefecture": item.prefecture,
-        "list": item.list.value,
-        "number": item.number,
-        "category": item.category,
-        "departments": "、".join(item.involved_departments),
-        "hash": item.content_hash,
-    }
 
 
 def make_embedder(settings: Settings) -> Embedder:
@@ -114,24 +80,24 @@ def make_embedder(settings: Settings) -> Embedder:
     )
 
 
-def chroma_client(settings: Settings, folder: Path):
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+def open_store(settings: Settings) -> GenerationStore:
+    """The store `chroma_mode` selects; the one place that knows both kinds."""
+    function = ChromaEmbeddingFunction(
+        settings.embedding_backend, settings.embedding_model, settings.query_prefix, settings.document_prefix
+    )
     if settings.chroma_mode == "http":
-        headers = {"Authorization": f"Bearer {settings.chroma_token}"} if settings.chroma_token else None
-        return chromadb.HttpClient(
-            host=settings.chroma_host, port=settings.chroma_port, headers=headers, settings=chroma_settings
-        )
-    return chromadb.PersistentClient(path=str(folder), settings=chroma_settings)
+        return ServerStore(settings, function)
+    return LocalStore(settings.index_dir, function)
 
 
 class KnowledgeBase:
     """One loaded generation: the item store, the dense collection and the keyword index."""
 
-    def __init__(self, folder: Path, settings: Settings, embedder: Embedder | None = None):
+    def __init__(self, folder: Path, collection: Any, settings: Settings, embedder: Embedder | None = None):
         self.folder = folder
         self.settings = settings
-        self.manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        self.items = [DutyItem.from_dict(json.loads(line)) for line in _read_lines(folder / "items.jsonl")]
+        self.manifest = read_manifest(folder)
+        self.items = read_items(folder)
         self.by_id = {item.id: item for item in self.items}
         self.keywords = KeywordIndex.load(folder / "keywords")
         if self.keywords.ids != [item.id for item in self.items]:
@@ -142,9 +108,11 @@ class KnowledgeBase:
                 f"index was built with {self.manifest['embedder']}, settings ask for {self.embedder.name}; "
                 "re-run `duty-assistant ingest`"
             )
-        self.collection = chroma_client(settings, folder / "chroma").get_collection(
-            self.manifest["collection"], embedding_function=None
-        )
+        self.collection = collection
+
+    @property
+    def generation(self) -> str:
+        return self.folder.name
 
     @cached_property
     def towns(self) -> list[str]:
@@ -168,25 +136,51 @@ class KnowledgeBase:
         return {id_: float(np.dot(query_vector, vector)) for id_, vector in zip(stored["ids"], stored["embeddings"])}
 
 
-def _shared(settings: Settings) -> bool:
-    return settings.chroma_mode == "http"
+def live_generation(settings: Settings) -> str | None:
+    """The live generation's name: cheap enough to check on every request."""
+    return open_store(settings).live()
 
 
 def current_generation(settings: Settings) -> Path:
-    if _shared(settings):
-        generation = shared_index.live_generation(settings)
-        if generation is None:
-            raise IndexMissing(f"no index on the Chroma server {settings.chroma_host}:{settings.chroma_port}; "
-                               "run `duty-assistant ingest`")
-        return shared_index.materialize(settings, generation)
-    pointer = settings.index_dir / "CURRENT"
-    if not pointer.exists():
-        raise IndexMissing(f"no index in {settings.index_dir}; run `duty-assistant ingest`")
-    return settings.index_dir / pointer.read_text(encoding="utf-8").strip()
+    store = open_store(settings)
+    generation = store.live()
+    if generation is None:
+        where = (f"the Chroma server {settings.chroma_host}:{settings.chroma_port}"
+                 if settings.chroma_mode == "http" else str(settings.index_dir))
+        raise IndexMissing(f"no index in {where}; run `duty-assistant ingest`")
+    return store.open(generation)
 
 
 def open_index(settings: Settings, embedder: Embedder | None = None) -> KnowledgeBase:
-    return KnowledgeBase(current_generation(settings), settings, embedder)
+    store = open_store(settings)
+    folder = current_generation(settings)
+    return KnowledgeBase(folder, store.collection(folder.name), settings, embedder)
+
+
+def generations(settings: Settings) -> tuple[list[Any], str | None]:
+    """Every kept generation (oldest first) with its manifest, and the live one's name."""
+    store = open_store(settings)
+    return store.generations(), store.live()
+
+
+def rollback(settings: Settings, generation: str | None = None) -> tuple[str, str]:
+    """Make a kept generation live again (default: the one before the live one); (before, after)."""
+    store = open_store(settings)
+    with store.lease():
+        live = store.live()
+        names = [g.name for g in store.generations()]
+        if generation is None:
+            older = [name for name in names if live is None or name < live]
+            if not older:
+                raise ValueError("没有更早的索引版本可以回滚")
+            generation = older[-1]
+        if generation not in names:
+            raise ValueError(f"没有索引版本 {generation}；可用的版本：{'、'.join(names) or '无'}")
+        if generation == live:
+            raise ValueError(f"{generation} 已是当前版本")
+        store.open(generation)  # a server store's cache is filled before readers are pointed at it
+        store.swap(generation)
+    return live or "", generation
 
 
 def ingest(
@@ -196,6 +190,8 @@ def ingest(
     replace: bool = False,
     embedder: Embedder | None = None,
     progress: Progress | None = None,
+    user: str = "",
+    annotate: Annotate | None = None,
 ) -> IngestReport:
     """Bring the index up to date with the given documents.
 
@@ -204,37 +200,16 @@ def ingest(
     reported and skipped, and its township keeps its previous items.
     """
     started = time.perf_counter()
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(settings.index_dir / "ingest.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise IngestLocked(f"another ingest is running on {settings.index_dir} (lock: {lock.lock_file})") from None
-    try:
-        with _server_lease(settings):
-            documents, errors = parse_paths(paths)
-            documents, conflicts = _unique_towns(documents)
-            report = IngestReport(documents=[d.source for d in documents], errors=errors + conflicts)
-            if replace and report.errors:
-                return report  # replacing would drop the failed documents' townships: change nothing
-            _apply(documents, settings, replace, embedder or make_embedder(settings), report, progress)
-    finally:
-        lock.release()
+    store = open_store(settings)
+    with store.lease():
+        documents, errors = parse_paths(paths, Limits.from_settings(settings))
+        documents, conflicts = _unique_towns(documents)
+        report = IngestReport(documents=[d.source for d in documents], errors=errors + conflicts)
+        if not (replace and report.errors):  # replacing would drop the failed documents' townships
+            _apply(store, documents, settings, replace, embedder or make_embedder(settings), report, progress,
+                   user, annotate)
     report.seconds = time.perf_counter() - started
     return report
-
-
-@contextmanager
-def _server_lease(settings: Settings) -> Iterator[None]:
-    """In server mode, the file lock guards this machine; the lease guards the server."""
-    if not _shared(settings):
-        yield
-        return
-    try:
-        with shared_index.lease(settings):
-            yield
-    except shared_index.LeaseHeld as exc:
-        raise IngestLocked(f"another ingest is running on the Chroma server: {exc}") from None
 
 
 def _unique_towns(documents: list[Document]) -> tuple[list[Document], list[ParseError]]:
@@ -248,176 +223,126 @@ def _unique_towns(documents: list[Document]) -> tuple[list[Document], list[Parse
     return list(seen.values()), errors
 
 
+def live_state(store: GenerationStore) -> tuple[str | None, dict | None, dict[str, DutyItem]]:
+    """The live generation's name, manifest and items; (None, None, {}) if there is none readable."""
+    live = store.live()
+    if live is None:
+        return None, None, {}
+    try:
+        folder = store.open(live)
+        return live, read_manifest(folder), {item.id: item for item in read_items(folder)}
+    except (OSError, RuntimeError, ValueError):
+        log.warning("live generation %s is unreadable; building a new one from scratch", live, exc_info=True)
+        return None, None, {}
+
+
 def _apply(
+    store: GenerationStore,
     documents: list[Document],
     settings: Settings,
     replace: bool,
     embedder: Embedder,
     report: IngestReport,
     progress: Progress | None,
+    user: str,
+    annotate: Annotate | None,
 ) -> None:
-    old_folder = _live_folder(settings)
-    old_items = _load_items(old_folder) if old_folder else {}
-    old_manifest = _load_manifest(old_folder) if old_folder else None
-    compatible = old_manifest is not None and old_manifest["embedder"] == embedder.name
-
-    new_towns = {doc.town for doc in documents}
-    keep = {} if replace else {id_: item for id_, item in old_items.items() if item.town not in new_towns}
-    new_items = dict(keep)
-    for doc in documents:
-        new_items.update((item.id, item) for item in doc.items)
-
-    old_hashes = {id_: item.content_hash for id_, item in old_items.items()} if compatible else {}
-    to_embed = [item for id_, item in new_items.items() if old_hashes.get(id_) != item.content_hash]
-    to_delete = [id_ for id_ in old_hashes if id_ not in new_items or old_hashes[id_] != new_items[id_].content_hash]
-    report.added = sum(id_ not in old_items for id_ in new_items)
-    report.changed = sum(id_ in old_items and old_items[id_].content_hash != new_items[id_].content_hash
-                         for id_ in new_items)
-    report.removed = sum(id_ not in new_items for id_ in old_items)
-    report.unchanged = len(new_items) - report.added - report.changed
-
-    if not new_items:
+    live, old_manifest, old_items = live_state(store)
+    report.previous = live
+    reuse = old_manifest is not None and old_manifest["embedder"] == embedder.name and old_manifest.get("format") == FORMAT
+    plan = plan_change(old_items, documents, replace=replace, reuse_vectors=reuse)
+    report.added, report.changed, report.removed = len(plan.added), len(plan.changed), len(plan.removed)
+    report.unchanged = plan.unchanged
+    if not plan.items:
         return  # nothing parsed: an empty index would serve nobody, keep what there is
-    if compatible and not (report.added or report.changed or report.removed):
-        report.generation = old_folder.name
+    if reuse and plan.empty:
+        report.generation = live or ""
         return
 
+    store.discard_unfinished()
     generation = f"gen-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{os.getpid()}"
-    folder = settings.index_dir / generation
-    _remove_stale(settings, keep={old_folder})
     try:
-        _write_generation(folder, old_folder if compatible else None, new_items, to_embed, to_delete,
-                          embedder, settings, documents, old_manifest, progress)
-        report.embedded = len(to_embed)
-        _swap(settings, generation)
+        folder, collection = store.create(generation, live if reuse else None)
+        _write_vectors(collection, plan, embedder, progress)
+        (folder / "items.jsonl").write_text(items_to_jsonl(list(plan.items.values())), encoding="utf-8")
+        write_keywords(folder, list(plan.items.values()))
+        if collection.count() != len(plan.items):
+            raise RuntimeError(f"index holds {collection.count()} vectors for {len(plan.items)} items")
+        manifest = _manifest(generation, plan, documents, old_manifest, embedder, store, live, user, report)
+        if annotate is not None:
+            manifest.update(annotate(old_items, plan))
+        write_atomic(folder / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
+        store.publish(generation)
+        report.embedded = len(plan.to_embed)
+        store.swap(generation)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        if _shared(settings):
-            with suppress(Exception):  # the server may be what failed; the original error matters
-                shared_index.remove_stale(settings, keep={f.name for f in (old_folder,) if f})
+        with suppress(Exception):  # the store may be what failed; the original error matters
+            store.remove(generation)
         raise
     report.generation = generation
-    _remove_stale(settings, keep={folder, old_folder})
+    _retain(store, settings.keep_generations, generation)
 
 
-def _write_generation(
-    folder: Path,
-    copy_from: Path | None,
-    items: dict[str, DutyItem],
-    to_embed: Sequence[DutyItem],
-    to_delete: Sequence[str],
-    embedder: Embedder,
-    settings: Settings,
-    documents: list[Document],
-    old_manifest: dict | None,
-    progress: Progress | None,
-) -> None:
-    folder.mkdir(parents=True)
-    if _shared(settings):
-        collection_name = shared_index.collection_name(folder.name)
-        old = _load_manifest(copy_from)["collection"] if copy_from is not None else None
-        collection = shared_index.new_collection(settings, folder.name, old)
-    else:
-        collection_name = COLLECTION
-        if copy_from is not None:
-            shutil.copytree(copy_from / "chroma", folder / "chroma")
-        collection = chroma_client(settings, folder / "chroma").get_or_create_collection(
-            COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None
-        )
-    if to_delete:
-        collection.delete(ids=list(to_delete))
-    batch = 64
-    for start in range(0, len(to_embed), batch):
-        chunk = to_embed[start : start + batch]
-        vectors = embedder.embed_documents([dense_text(item) for item in chunk])
+def _write_vectors(collection: Any, plan: Plan, embedder: Embedder, progress: Progress | None) -> None:
+    if plan.to_delete:
+        collection.delete(ids=list(plan.to_delete))
+    for start in range(0, len(plan.to_embed), BATCH):
+        chunk = plan.to_embed[start : start + BATCH]
+        texts = [dense_text(item) for item in chunk]
         collection.upsert(
             ids=[item.id for item in chunk],
-            embeddings=vectors,
-            documents=[dense_text(item) for item in chunk],
-            metadatas=[_metadata(item) for item in chunk],
+            embeddings=embedder.embed_documents(texts),
+            documents=texts,
+            metadatas=[metadata(item) for item in chunk],
         )
         if progress:
-            progress(start + len(chunk), len(to_embed))
-    ordered = sorted(items.values(), key=_order)
-    with open(folder / "items.jsonl", "w", encoding="utf-8") as out:
-        for item in ordered:
-            out.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
-    _write_keywords(folder, ordered)
-    sources = {d["town"]: d for d in (old_manifest or {}).get("documents", []) if d["town"] in {i.town for i in ordered}}
+            progress(start + len(chunk), len(plan.to_embed))
+
+
+def _manifest(
+    generation: str,
+    plan: Plan,
+    documents: list[Document],
+    old_manifest: dict | None,
+    embedder: Embedder,
+    store: GenerationStore,
+    previous: str | None,
+    user: str,
+    report: IngestReport,
+) -> dict:
+    towns = {item.town for item in plan.items.values()}
+    sources = {d["town"]: d for d in (old_manifest or {}).get("documents", []) if d["town"] in towns}
     for doc in documents:
         sources[doc.town] = {
-            "source": doc.source, "town": doc.town, "county": doc.county, "prefecture": doc.prefecture,
-            "counts": {kind.value: doc.count(kind) for kind in ListKind},
+            "source": doc.source, "sha256": file_sha256(doc.source), "town": doc.town, "county": doc.county,
+            "prefecture": doc.prefecture, "counts": {kind.value: doc.count(kind) for kind in ListKind},
         }
-    manifest = {
+    return {
         "format": FORMAT,
-        "collection": collection_name,
+        "generation": generation,
+        "collection": store.collection_name(generation),
         "embedder": embedder.name,
         "built": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "items": len(ordered),
+        "published_by": user,
+        "previous": previous,
+        "items": len(plan.items),
+        "change": {"added": len(plan.added), "changed": len(plan.changed), "removed": len(plan.removed),
+                   "unchanged": plan.unchanged, "embedded": len(plan.to_embed)},
         "documents": sorted(sources.values(), key=lambda d: d["town"]),
     }
-    if collection.count() != len(ordered):
-        raise RuntimeError(f"index holds {collection.count()} vectors for {len(ordered)} items")
-    _write_atomic(folder / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
-    if _shared(settings):
-        shared_index.publish(settings, folder)
 
 
-def _write_keywords(folder: Path, items: Sequence[DutyItem]) -> None:
-    KeywordIndex.build([i.id for i in items], [keyword_text(i) for i in items]).save(folder / "keywords")
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _order(item: DutyItem) -> tuple:
-    return item.county, item.town, list(ListKind).index(item.list), item.number
-
-
-def _swap(settings: Settings, generation: str) -> None:
-    if _shared(settings):
-        shared_index.swap(settings, generation)
-    else:
-        _write_atomic(settings.index_dir / "CURRENT", generation)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-
-
-def _live_folder(settings: Settings) -> Path | None:
-    try:
-        folder = current_generation(settings)
-    except IndexMissing:
-        return None
-    return folder if (folder / "manifest.json").exists() else None
-
-
-def _remove_stale(settings: Settings, keep: set[Path | None]) -> None:
-    """Drop generations no reader can be using: neither live nor the one just replaced."""
-    if _shared(settings):
-        shared_index.remove_stale(settings, keep={f.name for f in keep if f})
-        return
-    for folder in settings.index_dir.glob("gen-*"):
-        if folder not in keep:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _load_items(folder: Path) -> dict[str, DutyItem]:
-    items = (DutyItem.from_dict(json.loads(line)) for line in _read_lines(folder / "items.jsonl"))
-    return {item.id: item for item in items}
-
-
-def _load_manifest(folder: Path) -> dict:
-    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-
-
-def items_from_jsonl(text: str) -> list[DutyItem]:
-    return [DutyItem.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
-
-
-def _read_lines(path: Path) -> list[str]:
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _retain(store: GenerationStore, keep: int, live: str) -> None:
+    """Keep the newest `keep` generations (and always the live one); readers of older ones have moved on."""
+    names = [g.name for g in store.generations()]
+    for name in names[: max(0, len(names) - keep)]:
+        if name != live:
+            store.remove(name)

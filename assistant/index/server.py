@@ -1,4 +1,4 @@
-"""Server mode (`chroma_mode = "http"`): several app instances share one index on a Chroma server.
+"""Server store (`chroma_mode = "http"`): several app instances share one index on a Chroma server.
 
 Everything shared lives on the server, so the instances need no shared disk:
 
@@ -10,12 +10,12 @@ Everything shared lives on the server, so the instances need no shared disk:
   it once per generation into its local cache `index_dir/<generation>/` (next to copies of
   the manifest and items), and later opens read only local files.
 
-An ingest builds a new generation beside the live one (vectors copied server-side, then
-the changes applied), publishes its manifest and items, and only then moves the pointer:
-instances keep serving the old generation until they reopen. The lease is a record that is
-added only if absent (Chroma ignores adding an existing id), so two instances, even on two
-machines, cannot ingest at once; a lease older than `LEASE_SECONDS` belonged to an ingest
-that died and is taken over.
+A new generation is built beside the live one (vectors copied server-side, then the changes
+applied), its manifest and items are uploaded, and only then the pointer moves: instances
+keep serving the old generation until they reopen. The lease is a record that is added only
+if absent (Chroma ignores adding an existing id), so two instances, even on two machines,
+cannot ingest at once; a lease older than `LEASE_SECONDS` belonged to an ingest that died
+and is taken over.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import chromadb
+
+from assistant import jsonl
+from assistant.index.records import items_from_jsonl, write_keywords
+from assistant.index.store import COLLECTION, Generation, IngestLocked, chroma_settings, file_lock
 from assistant.settings import Settings
 
 META = "duty_meta"
@@ -41,112 +47,149 @@ _UNIT = [1.0]  # the meta records need a vector; they are looked up by id, never
 
 
 def collection_name(generation: str) -> str:
-    from assistant.index.generations import COLLECTION
-
     return f"{COLLECTION}-{generation}"
 
 
-def _client(settings: Settings):
-    from assistant.index.generations import chroma_client
-
-    return chroma_client(settings, settings.index_dir)
+def client(settings: Settings):
+    headers = {"Authorization": f"Bearer {settings.chroma_token}"} if settings.chroma_token else None
+    return chromadb.HttpClient(
+        host=settings.chroma_host, port=settings.chroma_port, headers=headers, settings=chroma_settings()
+    )
 
 
 def _meta(settings: Settings):
-    return _client(settings).get_or_create_collection(META, embedding_function=None)
+    return client(settings).get_or_create_collection(META, embedding_function=None)
 
 
-def live_generation(settings: Settings) -> str | None:
-    found = _meta(settings).get(ids=[POINTER], include=["metadatas"])
-    return found["metadatas"][0]["generation"] if found["ids"] else None
+class ServerStore:
+    """Generations on a Chroma server; `index_dir` is this instance's cache of their files."""
 
+    def __init__(self, settings: Settings, embedding_function: Any):
+        self.settings = settings
+        self.index_dir = settings.index_dir
+        self.embedding_function = embedding_function
 
-def materialize(settings: Settings, generation: str) -> Path:
-    """The local cache of a generation: manifest.json, items.jsonl and keywords/, built once."""
-    from assistant.index.generations import _write_keywords, items_from_jsonl
+    def generations(self) -> list[Generation]:
+        found = _meta(self.settings).get(where={"kind": "manifest"}, include=["documents", "metadatas"])
+        pairs = sorted(zip(found["metadatas"], found["documents"]), key=lambda p: p[0]["generation"])
+        return [Generation(m["generation"], json.loads(text)) for m, text in pairs]
 
-    folder = settings.index_dir / generation
-    if (folder / "manifest.json").exists():
-        return folder
-    meta = _meta(settings)
-    manifest = meta.get(ids=[f"{generation}/manifest"], include=["documents"])
-    if not manifest["ids"]:
-        raise RuntimeError(f"generation {generation} is missing on the Chroma server; re-run `duty-assistant ingest`")
-    chunks = meta.get(where={"$and": [{"generation": generation}, {"kind": "items"}]}, include=["documents", "metadatas"])
-    parts = sorted(zip(chunks["metadatas"], chunks["documents"]), key=lambda p: p[0]["part"])
-    staging = settings.index_dir / f".{generation}.{os.getpid()}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    items = "".join(text for _, text in parts)
-    (staging / "items.jsonl").write_text(items, encoding="utf-8")
-    _write_keywords(staging, items_from_jsonl(items))
-    (staging / "manifest.json").write_text(manifest["documents"][0], encoding="utf-8")  # last: marks it complete
-    try:
-        staging.rename(folder)
-    except OSError:  # another process of this instance materialized it first
+    def live(self) -> str | None:
+        found = _meta(self.settings).get(ids=[POINTER], include=["metadatas"])
+        return found["metadatas"][0]["generation"] if found["ids"] else None
+
+    def open(self, generation: str) -> Path:
+        """The local cache of a generation: manifest.json, items.jsonl and keywords/, built once."""
+        folder = self.index_dir / generation
+        if (folder / "manifest.json").exists():
+            return folder
+        meta = _meta(self.settings)
+        manifest = meta.get(ids=[f"{generation}/manifest"], include=["documents"])
+        if not manifest["ids"]:
+            raise RuntimeError(
+                f"generation {generation} is missing on the Chroma server; re-run `duty-assistant ingest`"
+            )
+        chunks = meta.get(
+            where={"$and": [{"generation": generation}, {"kind": "items"}]}, include=["documents", "metadatas"]
+        )
+        parts = sorted(zip(chunks["metadatas"], chunks["documents"]), key=lambda p: p[0]["part"])
+        staging = self.index_dir / f".{generation}.{os.getpid()}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
-    return folder
+        staging.mkdir(parents=True)
+        items = "".join(text for _, text in parts)
+        (staging / "items.jsonl").write_text(items, encoding="utf-8")
+        write_keywords(staging, items_from_jsonl(items, f"{generation} on the Chroma server"))
+        (staging / "manifest.json").write_text(manifest["documents"][0], encoding="utf-8")  # last: complete
+        try:
+            staging.rename(folder)
+        except OSError:  # another process of this instance materialized it first
+            shutil.rmtree(staging, ignore_errors=True)
+        return folder
+
+    def collection(self, generation: str) -> Any:
+        return client(self.settings).get_collection(collection_name(generation), embedding_function=None)
+
+    def collection_name(self, generation: str) -> str:
+        return collection_name(generation)
+
+    def create(self, generation: str, copy_from: str | None) -> tuple[Path, Any]:
+        """A local folder to write into, and a collection holding `copy_from`'s vectors (copied server-side)."""
+        folder = self.index_dir / generation
+        folder.mkdir(parents=True)
+        chroma = client(self.settings)
+        collection = chroma.create_collection(
+            collection_name(generation), metadata={"hnsw:space": "cosine"},
+            embedding_function=self.embedding_function,
+        )
+        if copy_from is not None:
+            source = chroma.get_collection(collection_name(copy_from), embedding_function=None)
+            for offset in range(0, source.count(), PAGE):
+                page = source.get(limit=PAGE, offset=offset, include=["embeddings", "documents", "metadatas"])
+                if page["ids"]:
+                    collection.add(
+                        ids=page["ids"], embeddings=page["embeddings"],
+                        documents=page["documents"], metadatas=page["metadatas"],
+                    )
+        return folder, collection
+
+    def publish(self, generation: str) -> None:
+        """Upload a finished generation's manifest and items (the pointer still names the old one)."""
+        folder = self.index_dir / generation
+        lines = [line + "\n" for _, line in jsonl.lines(jsonl.read_text(folder / "items.jsonl"))]
+        chunks = ["".join(lines[i : i + CHUNK_LINES]) for i in range(0, len(lines), CHUNK_LINES)] or [""]
+        meta = _meta(self.settings)
+        meta.upsert(
+            ids=[f"{generation}/items/{part}" for part in range(len(chunks))],
+            embeddings=[_UNIT] * len(chunks),
+            documents=chunks,
+            metadatas=[{"generation": generation, "kind": "items", "part": part} for part in range(len(chunks))],
+        )
+        meta.upsert(
+            ids=[f"{generation}/manifest"], embeddings=[_UNIT],
+            documents=[(folder / "manifest.json").read_text(encoding="utf-8")],
+            metadatas=[{"generation": generation, "kind": "manifest", "part": 0}],
+        )
+
+    def swap(self, generation: str) -> None:
+        _meta(self.settings).upsert(
+            ids=[POINTER], embeddings=[_UNIT], documents=[generation],
+            metadatas=[{"generation": generation, "kind": "pointer", "part": 0}],
+        )
+
+    def remove(self, generation: str) -> None:
+        chroma = client(self.settings)
+        if collection_name(generation) in _collection_names(chroma):
+            chroma.delete_collection(collection_name(generation))
+        meta = _meta(self.settings)
+        records = meta.get(where={"generation": generation}, include=[])
+        if records["ids"]:
+            meta.delete(ids=records["ids"])
+        shutil.rmtree(self.index_dir / generation, ignore_errors=True)
+
+    def discard_unfinished(self) -> None:
+        """Collections without a manifest, local folders of generations the server lacks, staging folders."""
+        complete = {g.name for g in self.generations()} | {self.live()}
+        prefix = collection_name("")
+        for name in _collection_names(client(self.settings)):
+            if name.startswith(prefix) and name[len(prefix):] not in complete:
+                self.remove(name[len(prefix):])
+        for folder in [*self.index_dir.glob("gen-*"), *self.index_dir.glob(".gen-*.tmp")]:
+            if folder.name not in complete:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    @contextmanager
+    def lease(self) -> Iterator[None]:
+        """The file lock guards this machine; the server lease guards every instance."""
+        with file_lock(self.index_dir):
+            try:
+                with lease(self.settings):
+                    yield
+            except LeaseHeld as exc:
+                raise IngestLocked(f"another ingest is running on the Chroma server: {exc}") from None
 
 
-def new_collection(settings: Settings, generation: str, copy_from: str | None):
-    """The generation's collection, holding the previous generation's vectors when given."""
-    client = _client(settings)
-    collection = client.create_collection(
-        collection_name(generation), metadata={"hnsw:space": "cosine"}, embedding_function=None
-    )
-    if copy_from is not None:
-        source = client.get_collection(copy_from, embedding_function=None)
-        for offset in range(0, source.count(), PAGE):
-            page = source.get(limit=PAGE, offset=offset, include=["embeddings", "documents", "metadatas"])
-            if page["ids"]:
-                collection.add(
-                    ids=page["ids"], embeddings=page["embeddings"],
-                    documents=page["documents"], metadatas=page["metadatas"],
-                )
-    return collection
-
-
-def publish(settings: Settings, folder: Path) -> None:
-    """Upload a finished generation's manifest and items (the pointer still names the old one)."""
-    generation = folder.name
-    lines = (folder / "items.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-    chunks = ["".join(lines[i : i + CHUNK_LINES]) for i in range(0, len(lines), CHUNK_LINES)] or [""]
-    meta = _meta(settings)
-    meta.upsert(
-        ids=[f"{generation}/items/{part}" for part in range(len(chunks))],
-        embeddings=[_UNIT] * len(chunks),
-        documents=chunks,
-        metadatas=[{"generation": generation, "kind": "items", "part": part} for part in range(len(chunks))],
-    )
-    meta.upsert(
-        ids=[f"{generation}/manifest"], embeddings=[_UNIT],
-        documents=[(folder / "manifest.json").read_text(encoding="utf-8")],
-        metadatas=[{"generation": generation, "kind": "manifest", "part": 0}],
-    )
-
-
-def swap(settings: Settings, generation: str) -> None:
-    _meta(settings).upsert(
-        ids=[POINTER], embeddings=[_UNIT], documents=[generation],
-        metadatas=[{"generation": generation, "kind": "pointer", "part": 0}],
-    )
-
-
-def remove_stale(settings: Settings, keep: set[str]) -> None:
-    """Drop generations other than `keep` from the server and from the local cache."""
-    client = _client(settings)
-    prefix = collection_name("")
-    for name in (c if isinstance(c, str) else c.name for c in client.list_collections()):
-        if name.startswith(prefix) and name[len(prefix) :] not in keep:
-            client.delete_collection(name)
-    meta = _meta(settings)
-    records = meta.get(where={"kind": {"$in": ["items", "manifest"]}}, include=["metadatas"])
-    stale = [id_ for id_, m in zip(records["ids"], records["metadatas"]) if m["generation"] not in keep]
-    if stale:
-        meta.delete(ids=stale)
-    for folder in [*settings.index_dir.glob("gen-*"), *settings.index_dir.glob(".gen-*.tmp")]:
-        if folder.name not in keep:
-            shutil.rmtree(folder, ignore_errors=True)
+def _collection_names(chroma) -> list[str]:
+    return [c if isinstance(c, str) else c.name for c in chroma.list_collections()]
 
 
 class LeaseHeld(RuntimeError):

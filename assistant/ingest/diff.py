@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from assistant.items import DutyItem, ListKind
 from assistant.ingest.parsing import Document, ParseError
-from assistant.answering.retrieve import ALIGN_THRESHOLD, bigram_similarity
+from assistant.titles import match
 
 FIELDS = (
     ("category", "事项类别"),
@@ -111,25 +111,17 @@ def changed_fields(a: DutyItem, b: DutyItem) -> tuple[str, ...]:
 def _match(
     left: Sequence[DutyItem], right: Sequence[DutyItem], allowed: Callable[[DutyItem, DutyItem], bool]
 ) -> list[tuple[DutyItem, DutyItem]]:
-    """One-to-one pairs by title similarity, best first; ties go to the closer number."""
-    candidates = []
-    for a in left:
-        for b in right:
-            if allowed(a, b):
-                similarity = 1.0 if a.title == b.title else bigram_similarity(a.title, b.title)
-                if similarity >= ALIGN_THRESHOLD:
-                    candidates.append((-similarity, a.list is not b.list, abs(a.number - b.number), a.id, b.id, a, b))
-    candidates.sort(key=lambda c: c[:5])
-    used_left: set[str] = set()
-    used_right: set[str] = set()
-    pairs = []
-    for *_, a, b in candidates:
-        if a.id not in used_left and b.id not in used_right:
-            used_left.add(a.id)
-            used_right.add(b.id)
-            pairs.append((a, b))
-    return pairs
+    """One-to-one pairs by title similarity, best first; ties go to the same list, then the closer number."""
+    pairs = match(
+        left, right, _title, _title, allowed=allowed,
+        tie_break=lambda a, b: (a.list is not b.list, abs(a.number - b.number), a.id, b.id),
+    )
+    return [(a, b) for a, b, _ in pairs]
+
+
+def _title(item: DutyItem) -> str:
+    return item.title
 
 
 def _order(item: DutyItem) -> tuple[int, int]:
-    return list(ListKind).index(item.list), item.number
+    return item.list.order, item.number

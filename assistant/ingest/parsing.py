@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.items import DutyItem, ListKind, Receiver
+
+if TYPE_CHECKING:
+    from assistant.ingest.readers import Limits
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +74,34 @@ _HEADER_FIRST = "序号"
 _COLUMNS = {ListKind.BASIC: 3, ListKind.COORDINATED: 6, ListKind.WITHDRAWN: 4}
 
 
-def read_text(path: Path) -> list[Row]:
+def read_text(path: Path, limits: Limits | None = None) -> list[Row]:
     """The text export: one row per line, cells separated by tabs."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         raise ParseError(str(path), line, "not UTF-8 text (save the file as UTF-8)") from exc
-    return [Row(tuple(line.split("\t")), number) for number, line in enumerate(text.splitlines(), 1)]
+    # Not splitlines(): U+2028 and friends inside a cell are text, not line breaks.
+    lines = _LINE_BREAK.split(text.removesuffix("\n"))
+    if limits is not None:
+        if len(text) > limits.chars:
+            raise ParseError(str(path), 0, f"more than {limits.chars:,} characters of text (limit: setting max_chars)")
+        if len(lines) > limits.rows:
+            raise ParseError(str(path), limits.rows + 1, f"more than {limits.rows:,} lines (limit: setting max_rows)")
+    return [Row(tuple(line.split("\t")), number) for number, line in enumerate(lines, 1)]
 
 
-def parse_file(path: str | Path) -> Document:
-    """Parse one document, choosing the reader by file suffix."""
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def parse_file(path: str | Path, limits: Limits | None = None) -> Document:
+    """Parse one document, choosing the reader by file suffix; `limits` bound its content."""
     from assistant.ingest.readers import reader_for
 
     path = Path(path)
     if not path.is_file():
         raise ParseError(str(path), 0, "no such file")
-    return parse_rows(reader_for(path)(path), source=str(path))
+    return parse_rows(reader_for(path, limits)(path), source=str(path))
 
 
 def parse_rows(rows: Iterable[Row], source: str) -> Document:
@@ -111,6 +126,8 @@ def parse_rows(rows: Iterable[Row], source: str) -> Document:
                 sections[-1].check_header(cells, source, row.where)
             continue
         if first.isdigit() and sections and pending_title is None:
+            if not first.isdecimal():  # '²' is a digit to Python, but no number
+                raise ParseError(source, row.where, f"序号 {first!r} is not a number")
             sections[-1].rows.append((cells, row.where))
             continue
         cells = _trim(cells)
@@ -379,24 +396,45 @@ def split_receivers(cell: str) -> tuple[Receiver, ...]:
     return tuple(receivers)
 
 
-def parse_paths(paths: Iterable[str | Path]) -> tuple[list[Document], list[ParseError]]:
-    """Parse every document under the given files and folders; failures are collected, not raised."""
-    documents, errors = [], []
-    for path in expand_paths(paths):
+def parse_paths(
+    paths: Iterable[str | Path], limits: Limits | None = None
+) -> tuple[list[Document], list[ParseError]]:
+    """Parse every document under the given files and folders; failures are collected, not raised.
+
+    One bad or unreadable file is reported and the others are still parsed.
+    """
+    documents: list[Document] = []
+    errors: list[ParseError] = []
+    for path in expand_paths(paths, errors):
         try:
-            documents.append(parse_file(path))
+            documents.append(parse_file(path, limits))
         except ParseError as exc:
             errors.append(exc)
+        except OSError as exc:  # e.g. permission denied
+            errors.append(ParseError(str(path), 0, f"cannot read the file ({exc.strerror or exc})"))
+        except Exception as exc:  # a reader bug must cost this file only
+            log.exception("parsing %s failed", path)
+            errors.append(ParseError(str(path), 0, f"cannot parse the file ({type(exc).__name__}: {exc})"))
     return documents, errors
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+def expand_paths(paths: Iterable[str | Path], errors: list[ParseError] | None = None) -> list[Path]:
+    """Document files under the given files and folders; a folder that cannot be listed is
+    reported into `errors` (or raised), never skipped silently."""
     from assistant.ingest.readers import SUFFIXES
 
     found: list[Path] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()))
-        else:
+        if not path.is_dir():
             found.append(path)
+            continue
+        unreadable: list[OSError] = []
+        inside = [Path(folder) / name for folder, _, names in os.walk(path, onerror=unreadable.append) for name in names]
+        found.extend(sorted(p for p in inside if p.suffix.lower() in SUFFIXES and p.is_file()))
+        for exc in unreadable:
+            error = ParseError(str(exc.filename or path), 0, f"cannot read the folder ({exc.strerror or exc}); "
+                               "its documents were not imported")
+            if errors is None:
+                raise error
+            errors.append(error)
     return found

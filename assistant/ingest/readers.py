@@ -19,7 +19,71 @@ from pathlib import Path
 
 from assistant.ingest.parsing import ParseError, Row, read_text
 
-Reader = Callable[[Path], list[Row]]
+Reader = Callable[..., list[Row]]  # (path, limits) -> rows
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much content one document may hold, whatever its size on disk.
+
+    A small compressed file can unpack to millions of cells or paragraphs (a 5 KB workbook
+    with one cell at XFD1048576 once grew an ingest to 24 GB), so every reader counts what
+    it reads and stops at the first limit. A real list has < 2,000 rows, < 20 columns and
+    < 2 MB of text; the defaults (settings `max_*`) leave wide room.
+    """
+
+    file_mb: float
+    unpacked_mb: float
+    rows: int
+    columns: int
+    cells: int
+    paragraphs: int
+    pages: int
+    chars: int
+
+    @classmethod
+    def from_settings(cls, settings=None) -> Limits:
+        """From a Settings object; without one, the settings' defaults."""
+        from assistant.settings import Settings
+
+        def value(name: str):
+            return getattr(settings, name) if settings is not None else Settings.model_fields[name].default
+
+        return cls(*(value(f"max_{name}") for name in cls.__dataclass_fields__))
+
+
+class _Count:
+    """Running totals for one document; raises a ParseError naming the limit and its setting."""
+
+    def __init__(self, path: Path, limits: Limits):
+        self.path, self.limits = path, limits
+        self.cells = self.chars = 0
+
+    def over(self, where, what: str, value: float, limit: float, setting: str) -> None:
+        if value > limit:
+            raise ParseError(
+                str(self.path), where,
+                f"more than {limit:,} {what}: not a duty list, or not one this reader accepts "
+                f"(limit: setting {setting}, DUTY_{setting.upper()})",
+            )
+
+    def add(self, where, cells: int, chars: int) -> None:
+        self.cells += cells
+        self.chars += chars
+        self.over(where, "cells", self.cells, self.limits.cells, "max_cells")
+        self.over(where, "characters of text", self.chars, self.limits.chars, "max_chars")
+
+
+def _check_unpacked(path: Path, limits: Limits) -> None:
+    """A .docx / .xlsx is a zip: refuse one that unpacks to more than the limit before parsing."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # the library reports the damage in its own words
+    _Count(path, limits).over(0, "MB unpacked", round(unpacked / 2**20, 1), limits.unpacked_mb, "max_unpacked_mb")
 
 _HEADER = "序号"
 
@@ -41,11 +105,14 @@ def _open(path: Path, kind: str, opener: Callable):
 # -- Word -------------------------------------------------------------------------------------
 
 
-def read_docx(path: Path) -> list[Row]:
+def read_docx(path: Path, limits: Limits | None = None) -> list[Row]:
     """Paragraphs and table rows in document order."""
     import docx
     from docx.table import Table
 
+    limits = limits or Limits.from_settings()
+    _check_unpacked(path, limits)
+    _scan_docx(path, limits)
     document = _open(path, "a Word .docx document", docx.Document)
     rows: list[Row] = []
     tables = paragraphs = 0
@@ -59,6 +126,49 @@ def read_docx(path: Path) -> list[Row]:
             if block.text.strip():
                 rows.append(Row((block.text,), f"paragraph {paragraphs}"))
     return rows
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def _scan_docx(path: Path, limits: Limits) -> None:
+    """Count paragraphs, table rows, cells, text and XML elements in a streaming pass, before
+    python-docx builds the whole tree in memory (4 million empty paragraphs fit in 430 KB)."""
+    import zipfile
+
+    from lxml import etree
+
+    try:
+        archive = zipfile.ZipFile(path)
+        source = archive.open("word/document.xml")
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+        return  # python-docx reports the damage in its own words
+    count = _Count(path, limits)
+    paragraphs = rows = elements = 0
+    try:
+        with archive, source:
+            for _, element in etree.iterparse(source, events=("end",), resolve_entities=False, no_network=True):
+                elements += 1
+                tag = element.tag
+                if tag == _W + "p":
+                    paragraphs += 1
+                    count.over(f"paragraph {paragraphs}", "paragraphs", paragraphs, limits.paragraphs, "max_paragraphs")
+                elif tag == _W + "tr":
+                    rows += 1
+                    count.over(f"table row {rows}", "table rows", rows, limits.rows, "max_rows")
+                elif tag == _W + "tc":
+                    count.add(f"table row {rows + 1}", 1, 0)
+                elif tag == _W + "t" and element.text:
+                    count.add(f"paragraph {paragraphs + 1}", 0, len(element.text))
+                if elements > 10 * limits.cells:
+                    count.over(f"paragraph {paragraphs}", "XML elements (10 per allowed cell)", elements,
+                               10 * limits.cells, "max_cells")
+                if tag in (_W + "p", _W + "tbl"):
+                    element.clear(keep_tail=False)
+                    while element.getprevious() is not None:  # free what has been counted
+                        del element.getparent()[0]
+    except etree.XMLSyntaxError:
+        return  # python-docx reports the damage in its own words
 
 
 def _distinct_cells(cells: Sequence) -> tuple[str, ...]:
@@ -76,23 +186,67 @@ def _distinct_cells(cells: Sequence) -> tuple[str, ...]:
 # -- Excel ------------------------------------------------------------------------------------
 
 
-def read_xlsx(path: Path) -> list[Row]:
-    """Every sheet's rows; within a table, the cells under its header row (序号 …)."""
+def read_xlsx(path: Path, limits: Limits | None = None) -> list[Row]:
+    """Every sheet's rows; within a table, the cells under its header row (序号 …).
+
+    Read in openpyxl's streaming mode, counting as it goes: the normal mode materialises
+    every cell of the sheet's extent (and of every merged range) before anything can be
+    checked.
+    """
     import openpyxl
 
-    book = _open(path, "an Excel .xlsx workbook", lambda p: openpyxl.load_workbook(p, data_only=True))
+    limits = limits or Limits.from_settings()
+    _check_unpacked(path, limits)
+    book = _open(path, "an Excel .xlsx workbook", lambda p: openpyxl.load_workbook(p, read_only=True, data_only=True))
+    count = _Count(path, limits)
     try:
-        return [row for sheet in book.worksheets for row in _sheet_rows(sheet)]
+        sheets = _open(path, "an Excel .xlsx workbook", lambda _: [_read_sheet(book, s, count) for s in book.worksheets])
     finally:
         book.close()
+    return [row for title, values, merges in sheets for row in _sheet_rows(title, values, merges)]
 
 
-def _sheet_rows(sheet) -> Iterator[Row]:
+def _read_sheet(book, sheet, count: _Count) -> tuple[str, list[list[str]], list]:
+    """A sheet's values as a dense grid and its merged ranges, within the limits."""
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet._reader import WorkSheetParser
+    from openpyxl.worksheet.cell_range import CellRange
+
+    limits = count.limits
+    declared = f"{sheet.title}!{get_column_letter(sheet.max_column or 1)}{sheet.max_row or 1}"
+    count.over(declared, "rows (declared sheet dimension)", sheet.max_row or 0, limits.rows, "max_rows")
+    count.over(declared, "columns (declared sheet dimension)", sheet.max_column or 0, limits.columns, "max_columns")
+    cells: dict[tuple[int, int], str] = {}
+    height = width = 0
+    with sheet._get_source() as source:  # the streaming parser, which also keeps the merged ranges
+        parser = WorkSheetParser(
+            source, sheet._shared_strings, data_only=True, epoch=book.epoch,
+            date_formats=book._date_formats, timedelta_formats=book._timedelta_formats,
+        )
+        for row_number, row in parser.parse():
+            count.over(f"{sheet.title}!A{row_number}", "rows", row_number, limits.rows, "max_rows")
+            for cell in row:
+                column = cell["column"]
+                where = f"{sheet.title}!{get_column_letter(column)}{row_number}"
+                count.over(where, "columns", column, limits.columns, "max_columns")
+                text = _excel_text(cell["value"])
+                count.add(where, 1, len(text))
+                if text:
+                    cells[row_number - 1, column - 1] = text
+                    height, width = max(height, row_number), max(width, column)
+        merges = [CellRange(m.ref) for m in (parser.merged_cells.mergeCell if parser.merged_cells else [])]
+    count.add(f"{sheet.title}!A1", len(merges), 0)
+    values = [[cells.get((r, c), "") for c in range(width)] for r in range(height)]
+    return sheet.title, values, merges
+
+
+def _sheet_rows(title: str, values: list[list[str]], merges: Sequence) -> Iterator[Row]:
     from openpyxl.utils import get_column_letter
 
-    values = [[_excel_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
     covered: set[tuple[int, int]] = set()  # (row, column), 0-based, inside a merge right of its first column
-    for merged in sheet.merged_cells.ranges:
+    for merged in merges:
+        if merged.min_row > len(values) or merged.min_col > len(values[0]):
+            continue  # a formatted but empty range beyond the data
         top = values[merged.min_row - 1][merged.min_col - 1]
         for r in range(merged.min_row - 1, min(merged.max_row, len(values))):
             for c in range(merged.min_col - 1, min(merged.max_col, len(values[r]))):
@@ -109,14 +263,14 @@ def _sheet_rows(sheet) -> Iterator[Row]:
         first_column = filled[0][0]
         if _is_header(filled[0][1]):
             span = (first_column, filled[-1][0])
-        if len(filled) == 1 and not _is_header(filled[0][1]) and not filled[0][1].strip().isdigit():
+        if len(filled) == 1 and not _is_header(filled[0][1]) and not filled[0][1].strip().isdecimal():
             kept = [filled[0][1]]  # a title or cover line, wherever it stands
         elif span is not None:
             kept = [text for c, text in cells if span[0] <= c <= span[1]]
             first_column = span[0]
         else:
             kept = [text for _, text in filled]
-        yield Row(tuple(kept), f"{sheet.title}!{get_column_letter(first_column + 1)}{r + 1}")
+        yield Row(tuple(kept), f"{title}!{get_column_letter(first_column + 1)}{r + 1}")
 
 
 def _excel_text(value) -> str:
@@ -134,7 +288,7 @@ def _excel_text(value) -> str:
 # -- PDF --------------------------------------------------------------------------------------
 
 
-def read_pdf(path: Path) -> list[Row]:
+def read_pdf(path: Path, limits: Limits | None = None) -> list[Row]:
     """Ruled tables (pdfplumber) and the text lines around them, page by page, top to bottom.
 
     A table repeats its header row on every page (the parser checks it); a row broken across
@@ -142,17 +296,21 @@ def read_pdf(path: Path) -> list[Row]:
     """
     import pdfplumber
 
+    limits = limits or Limits.from_settings()
+    count = _Count(path, limits)
     pdf = _open(path, "a PDF", pdfplumber.open)
     rows: list[Row] = []
     chars = 0
     try:
-        pages = _open(path, "a PDF", lambda _: pdf.pages)
+        pages = _open(path, "a PDF", lambda _: _pages(pdf, count))
         if not pages:
             raise ParseError(str(path), 0, "the PDF has no pages")
         for number, page in enumerate(pages, 1):
             try:
                 chars += len(page.chars)
+                count.add(f"page {number}", 0, len(page.chars))
                 rows.extend(_page_rows(page, number))
+                count.over(f"page {number}", "rows", len(rows), limits.rows, "max_rows")
             except ParseError:
                 raise
             except Exception as exc:
@@ -162,6 +320,17 @@ def read_pdf(path: Path) -> list[Row]:
     if chars == 0:
         raise ParseError(str(path), "page 1", "the PDF has no text layer (a scan?); export it from Word/WPS as PDF, or OCR it")
     return _join_continuations(rows)
+
+
+def _pages(pdf, count: _Count) -> list:
+    """The pages, counted from the page tree before any is laid out."""
+    from pdfminer.pdfpage import PDFPage
+
+    total = 0
+    for _ in PDFPage.create_pages(pdf.doc):
+        total += 1
+        count.over(f"page {total}", "pages", total, count.limits.pages, "max_pages")
+    return pdf.pages
 
 
 def _close(pdf) -> None:
@@ -308,7 +477,7 @@ def _join_continuations(rows: list[Row]) -> list[Row]:
             joined[last_data] = Row(tuple(a + b for a, b in zip(previous.cells, cells)), previous.where)
             continue
         joined.append(row)
-        if len(cells) > 1 and cells[0].strip().isdigit():
+        if len(cells) > 1 and cells[0].strip().isdecimal():
             last_data = len(joined) - 1
     return joined
 
@@ -329,14 +498,14 @@ _CONVERT = {".doc": ".docx", ".wps": ".docx", ".xls": ".xlsx", ".et": ".xlsx"}
 
 MAX_FILE_BYTES = 50 * 2**20
 """Published lists are a few MB; a larger file is something else, and reading it whole could
-exhaust memory."""
+exhaust memory (the default of setting max_file_mb)."""
 
 
-def reader_for(path: Path) -> Reader:
+def reader_for(path: Path, limits: Limits | None = None) -> Reader:
     """The reader for the file's type, refusing empty and oversized files up front."""
     suffix = path.suffix.lower()
     if suffix in READERS:
-        return partial(_checked, READERS[suffix])
+        return partial(_checked, READERS[suffix], limits=limits or Limits.from_settings())
     if suffix in _CONVERT:
         raise ParseError(str(path), 0, f"unsupported file type {suffix} (an old binary format); "
                          f"save it as {_CONVERT[suffix]} first")
@@ -344,11 +513,16 @@ def reader_for(path: Path) -> Reader:
                      + ", ".join(sorted(SUFFIXES)))
 
 
-def _checked(reader: Reader, path: Path) -> list[Row]:
+def _checked(reader: Reader, path: Path, *, limits: Limits) -> list[Row]:
     size = path.stat().st_size
     if size == 0:
         raise ParseError(str(path), 0, "the file is empty")
-    if size > MAX_FILE_BYTES:
+    if size > limits.file_mb * 2**20:
         raise ParseError(str(path), 0, f"the file is {size / 2**20:.0f} MB, larger than any duty list "
-                         f"(limit {MAX_FILE_BYTES // 2**20} MB)")
-    return reader(path)
+                         f"(limit {limits.file_mb:g} MB: setting max_file_mb)")
+    rows = reader(path, limits)
+    # Whatever a reader did not count itself, the whole document is bounded here.
+    count = _Count(path, limits)
+    count.over(0, "rows", len(rows), limits.rows, "max_rows")
+    count.over(0, "cells", sum(len(row.cells) for row in rows), limits.cells, "max_cells")
+    return rows

@@ -1,0 +1,94 @@
+"""Learned intent: which kind of answer a question asks for, and whether it asks for a figure.
+
+A cue table alone reads cue words literally: "好几个村民来反映" is no count, "第一书记说…" no 第N项
+lookup, "和邻居吵架" no comparison. A linear model over hashed character 1–3-grams of the
+question (place names masked, so it cannot learn townships) plus the cue table's verdict and the
+question's filters as features decides instead; it is trained on the train split and the intent
+training set (`duty-assistant train`). Two binary heads tell whether the question asks for a
+figure the lists never hold (an amount, a standard, a date, a contact), and whether it is about a
+service no township list covers (passports, exam registration, broadband…); each head's
+threshold is chosen on the dev split so that at most 1% of in-scope questions are taken for one.
+
+The model is a small file (`assistant/data/intent.npz`): weights, labels and version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import HashingVectorizer
+
+MODEL_FILE = Path(__file__).parents[1] / "data" / "intent.npz"
+LABELS = ("single", "lookup", "enumerate", "count", "compare")
+CUES = ("cue_single", "cue_lookup", "cue_enumerate", "cue_count", "cue_compare", "number", "two_towns",
+        "both_towns", "lists", "departments", "categories", "scaffolding")
+HASH_FEATURES = 2**14
+VECTORIZER = HashingVectorizer(analyzer="char", ngram_range=(1, 3), n_features=HASH_FEATURES,
+                               alternate_sign=False, norm="l2")
+
+
+def features(texts: list[str], cues: list[dict[str, float]]) -> sparse.csr_matrix:
+    """Hashed character n-grams next to the cue features, one row per question."""
+    dense = np.array([[c.get(name, 0.0) for name in CUES] for c in cues], dtype=np.float64)
+    return sparse.hstack([VECTORIZER.transform(texts), sparse.csr_matrix(dense)], format="csr")
+
+
+HEADS = ("figure", "service")
+
+
+@dataclass(frozen=True)
+class Head:
+    """A binary question classifier: weights over the same features, and its threshold."""
+
+    weights: np.ndarray
+    bias: float
+    threshold: float
+
+    def probability(self, row: sparse.csr_matrix) -> float:
+        return float(1.0 / (1.0 + np.exp(-(float((row @ self.weights)[0]) + self.bias))))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    intent: str
+    figure: bool  # asks for an amount, standard, date or contact
+    service: bool  # about a service no township list covers
+
+
+@dataclass(frozen=True)
+class IntentModel:
+    intent_weights: np.ndarray  # (len(LABELS), features)
+    intent_bias: np.ndarray
+    heads: dict[str, Head]
+    version: str
+
+    def predict(self, text: str, cues: dict[str, float]) -> Prediction:
+        row = features([text], [cues])
+        scores = row @ self.intent_weights.T + self.intent_bias
+        flags = {name: head.probability(row) >= head.threshold for name, head in self.heads.items()}
+        return Prediction(LABELS[int(np.argmax(scores))], flags.get("figure", False), flags.get("service", False))
+
+    def save(self, path: Path = MODEL_FILE) -> None:
+        arrays = {f"{name}_weights": head.weights.astype(np.float16) for name, head in self.heads.items()}
+        arrays |= {f"{name}_head": np.array([head.bias, head.threshold]) for name, head in self.heads.items()}
+        np.savez_compressed(path, intent_weights=self.intent_weights.astype(np.float16), intent_bias=self.intent_bias,
+                            version=np.array(self.version), **arrays)
+        load_model.cache_clear()
+
+
+@lru_cache(maxsize=4)
+def load_model(path: Path = MODEL_FILE) -> IntentModel | None:
+    """The trained model, or None before the first `duty-assistant train` (cue table only)."""
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        heads = {
+            name: Head(data[f"{name}_weights"].astype(np.float64), float(data[f"{name}_head"][0]),
+                       float(data[f"{name}_head"][1]))
+            for name in HEADS if f"{name}_head" in data
+        }
+        return IntentModel(data["intent_weights"].astype(np.float64), data["intent_bias"], heads, str(data["version"]))

@@ -1,0 +1,146 @@
+"""Situation questions per duty: the everyday words in which people ask about a duty.
+
+Cadres describe what happened ("地里有人烧麦草冒黑烟"), not the duty's administrative term
+(秸秆禁烧), and such a question shares almost no words with the item. Every distinct duty carries
+situation questions as data (`assistant/data/situations.jsonl`, keyed by list + title); an item
+inherits the questions of the entry whose title matches its own (`assistant.titles`), so the same
+duty in a newly ingested township picks them up without editing the data. The questions are
+embedded and keyword-indexed; a hit on a question scores the items that inherit it.
+
+Measured on the dev split before the learned gate: adding the two situation signals to fusion
+lifted low-overlap single-item recall@1 (see README "Measured").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from assistant.index.keywords import KeywordIndex
+from assistant.items import DutyItem, ListKind
+from assistant.titles import THRESHOLD, similarity
+from embeddings import Embedder
+
+SITUATIONS_FILE = Path(__file__).parents[1] / "data" / "situations.jsonl"
+CROSS_LIST_THRESHOLD = 0.8
+"""A duty moved between lists (coordinated → withdrawn) keeps its situations only when its title
+is nearly unchanged."""
+
+
+class SituationsError(ValueError):
+    """A malformed line of the situations file; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    list: ListKind
+    title: str
+    questions: tuple[str, ...]
+
+
+def load_entries(path: Path = SITUATIONS_FILE) -> list[Entry]:
+    entries = []
+    text = path.read_text(encoding="utf-8")
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            questions = tuple(q.strip() for q in data["questions"] if isinstance(q, str) and q.strip())
+            entry = Entry(ListKind(data["list"]), str(data["title"]), questions)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SituationsError(f"{path}:{number}: {type(exc).__name__}: {exc}") from None
+        if not entry.questions:
+            raise SituationsError(f"{path}:{number}: questions: empty")
+        entries.append(entry)
+    return entries
+
+
+def inherit(items: Sequence[DutyItem], entries: Sequence[Entry]) -> list[tuple[str, ...]]:
+    """The situation questions of each item (aligned with `items`): its best-matching entry's."""
+    exact = {(e.list, e.title): e for e in entries}
+    by_list: dict[ListKind, list[Entry]] = {}
+    for entry in entries:
+        by_list.setdefault(entry.list, []).append(entry)
+    found = []
+    for item in items:
+        entry = exact.get((item.list, item.title)) or _best(item.title, by_list.get(item.list, []), THRESHOLD)
+        if entry is None:
+            entry = _best(item.title, entries, CROSS_LIST_THRESHOLD)
+        found.append(entry.questions if entry else ())
+    return found
+
+
+def _best(title: str, entries: Sequence[Entry], threshold: float) -> Entry | None:
+    scored = [(similarity(title, e.title), k) for k, e in enumerate(entries)]
+    score, k = max(scored, default=(0.0, -1))
+    return entries[k] if score >= threshold else None
+
+
+class SituationIndex:
+    """Distinct questions, the items that inherit each, their vectors and a BM25 index."""
+
+    def __init__(self, questions: list[str], owners: list[list[int]], vectors: np.ndarray, n_items: int):
+        self.questions = questions
+        self.n_items = n_items
+        self._question_of = np.array([q for q, own in enumerate(owners) for _ in own], dtype=np.int64)
+        self._item_of = np.array([i for own in owners for i in own], dtype=np.int64)
+        self.vectors = vectors
+        self.has = np.zeros(n_items, dtype=bool)  # which items inherit any question
+        self.has[self._item_of] = True
+        self.keywords = KeywordIndex.build([str(q) for q in range(len(questions))], questions) if questions else None
+
+    @classmethod
+    def build(
+        cls, items: Sequence[DutyItem], embedder: Embedder, cache_dir: Path, entries: Sequence[Entry] | None = None
+    ) -> SituationIndex:
+        per_item = inherit(items, load_entries() if entries is None else entries)
+        position: dict[str, int] = {}
+        owners: list[list[int]] = []
+        for i, questions in enumerate(per_item):
+            for question in questions:
+                if question not in position:
+                    position[question] = len(owners)
+                    owners.append([])
+                owners[position[question]].append(i)
+        questions = list(position)
+        return cls(questions, owners, cached_vectors(questions, embedder, cache_dir), len(items))
+
+    def best(self, query_vector: np.ndarray, query_text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per item: the best cosine of its questions to the query, and their best BM25 score."""
+        dense = np.zeros(self.n_items, dtype=np.float32)
+        keyword = np.zeros(self.n_items, dtype=np.float32)
+        if self.keywords is None:
+            return dense, keyword
+        similarities = self.vectors @ query_vector.astype(np.float32)
+        np.maximum.at(dense, self._item_of, similarities[self._question_of])
+        scores = self.keywords.scores(query_text)
+        np.maximum.at(keyword, self._item_of, scores[self._question_of])
+        return dense, keyword
+
+
+def cached_vectors(texts: list[str], embedder: Embedder, cache_dir: Path) -> np.ndarray:
+    """Query-side vectors of the texts; computed once per embedder and kept in `cache_dir`.
+
+    The situations are matched against questions, so they are embedded as queries.
+    """
+    if not texts:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    digest = hashlib.sha256(json.dumps([embedder.name, texts], ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+    path = Path(cache_dir) / f"situations-{digest}.npy"
+    if path.exists():
+        vectors = np.load(path)
+        if vectors.shape[0] == len(texts):
+            return vectors
+    vectors = np.asarray(embedder.embed_queries(texts), dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+    np.save(partial, vectors)
+    os.replace(partial, path)
+    return vectors

@@ -1,0 +1,178 @@
+"""`duty-assistant train`: fit the learned parts of question understanding on the train split.
+
+- Relevance: a logistic regression over the retrieval features of every single-item candidate
+  (`assistant.answering.relevance.FEATURES`); label: the candidate is a gold item. Out-of-scope
+  questions contribute only negatives. The abstention threshold is then chosen on the dev split:
+  the highest threshold that keeps false abstentions on in-scope dev questions at or below
+  `max_false_abstention`. The test split is never read.
+
+- Intent: a linear model over hashed character n-grams and the cue table's features
+  (`assistant.answering.intent`), trained on the train split plus the intent training set
+  (`eval/intents.jsonl`); its figure head on `eval/figures.jsonl`. Checked on the dev split.
+
+Writes `assistant/data/relevance.json` and `assistant/data/intent.npz`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from assistant.answering import intent as intent_model
+from assistant.answering.query import Intent, masked, understand
+from assistant.answering.relevance import FEATURES, MODEL_FILE, SITUATION_FEATURES, RelevanceModel, save_model
+from assistant.service import Assistant
+from eval.questions import Question, load_questions
+
+RELEVANCE_KINDS = ("single", "withdrawn", "department", "trap", "out_of_scope")
+MAX_FALSE_ABSTENTION = 0.02
+
+
+@dataclass
+class Candidates:
+    question: Question
+    features: np.ndarray  # one row per candidate
+    labels: np.ndarray  # 1 where the candidate is a gold item
+
+
+def candidates(assistant: Assistant, questions: Sequence[Question]) -> list[Candidates]:
+    """Every single-item question's candidates with their features, as the retriever sees them."""
+    retriever = assistant.retriever
+    found = []
+    for question in questions:
+        query = retriever.understand(question.question)
+        if query.intent is not Intent.SINGLE:
+            continue
+        hits = retriever.candidates(query)
+        if not hits:
+            continue
+        gold = set(question.gold)
+        found.append(Candidates(question, np.stack([h.features for h in hits]),
+                                np.array([h.item.id in gold for h in hits], dtype=np.int8)))
+    return found
+
+
+def without_situations(rows: np.ndarray) -> np.ndarray:
+    """The same candidates as if no item had situation questions (a duty new to the data)."""
+    rows = rows.copy()
+    index = {name: k for k, name in enumerate(FEATURES)}
+    for name in SITUATION_FEATURES:
+        rows[:, index[name]] = 0.0
+    rows[:, index["dense_alone"]] = rows[:, index["dense"]]
+    rows[:, index["keyword_alone"]] = rows[:, index["keyword"]]
+    return rows
+
+
+def fit(train: list[Candidates], version: str) -> RelevanceModel:
+    rows = np.concatenate([c.features for c in train] + [without_situations(c.features) for c in train])
+    labels = np.concatenate([c.labels for c in train] * 2)
+    scaler = StandardScaler().fit(rows)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    classifier = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced")
+    classifier.fit((rows - scaler.mean_) / scale, labels)
+    return RelevanceModel(FEATURES, scaler.mean_, scale, classifier.coef_[0], float(classifier.intercept_[0]),
+                          0.5, version)
+
+
+def choose_threshold(model: RelevanceModel, dev: list[Candidates], max_false_abstention: float) -> tuple[float, dict]:
+    """The highest threshold whose false-abstention rate on in-scope dev questions stays within bounds."""
+    best_in = np.array([model.probability(c.features).max() for c in dev if c.question.in_scope])
+    best_out = np.array([model.probability(c.features).max() for c in dev if not c.question.in_scope])
+    allowed = int(np.floor(max_false_abstention * len(best_in)))
+    threshold = float(np.sort(best_in)[allowed]) - 1e-6 if len(best_in) else 0.5
+    threshold = min(max(threshold, 0.01), 0.99)
+    figures = {
+        "dev_in_scope": int(len(best_in)),
+        "dev_out_of_scope": int(len(best_out)),
+        "dev_false_abstention": float(np.mean(best_in < threshold)) if len(best_in) else 0.0,
+        "dev_abstention_recall": float(np.mean(best_out < threshold)) if len(best_out) else 0.0,
+    }
+    return threshold, figures
+
+
+def train(assistant: Assistant, max_false_abstention: float = MAX_FALSE_ABSTENTION) -> tuple[RelevanceModel, dict]:
+    train_set = load_questions(split="train", kinds=RELEVANCE_KINDS)
+    dev_set = load_questions(split="dev", kinds=RELEVANCE_KINDS)
+    train_candidates = candidates(assistant, train_set)
+    dev_candidates = candidates(assistant, dev_set)
+    digest = hashlib.sha256(repr([(q.id, q.question) for q in train_set]).encode("utf-8")).hexdigest()[:8]
+    version = f"relevance-{datetime.now(timezone.utc):%Y%m%d}-{digest}"
+    model = fit(train_candidates, version)
+    threshold, figures = choose_threshold(model, dev_candidates, max_false_abstention)
+    model = replace(model, threshold=threshold)
+    figures.update(train_questions=len(train_candidates), train_candidates=int(sum(len(c.labels) for c in train_candidates)))
+    return model, figures
+
+
+INTENT_OF_KIND = {"number": "lookup", "enumeration": "enumerate", "count": "count", "comparison": "compare"}
+INTENTS_FILE = Path(__file__).parent / "intents.jsonl"
+FIGURES_FILE = Path(__file__).parent / "figures.jsonl"
+
+
+def _inputs(assistant: Assistant, questions: Sequence[str]) -> sparse.csr_matrix:
+    catalog = assistant.retriever.catalog
+    queries = [understand(q, catalog, learned=False) for q in questions]
+    return intent_model.features([masked(q.text, catalog) for q in queries], [q.cues for q in queries])
+
+
+def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
+    bank = load_questions(split="train")
+    texts = [q.question for q in bank] + [r["question"] for r in read_jsonl(INTENTS_FILE)]
+    labels = [INTENT_OF_KIND.get(q.kind, "single") for q in bank] + [r["intent"] for r in read_jsonl(INTENTS_FILE)]
+    intent = LogisticRegression(C=10.0, max_iter=3000).fit(_inputs(assistant, texts), labels)
+    order = [list(intent.classes_).index(label) for label in intent_model.LABELS]
+    dev = load_questions(split="dev")
+    dev_inputs = _inputs(assistant, [q.question for q in dev])
+    figure_rows = read_jsonl(FIGURES_FILE)
+    examples = {  # (texts, labels) per head: the train split, plus the figure training set
+        "figure": ([r["question"] for r in figure_rows] + [q.question for q in bank],
+                   [bool(r["figure"]) for r in figure_rows] + [q.oos == "figure" for q in bank]),
+        "service": ([q.question for q in bank], [q.kind == "out_of_scope" and q.oos in ("service", "") for q in bank]),
+    }
+    heads, recalls = {}, {}
+    for name, (head_texts, head_labels) in examples.items():
+        head = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(
+            _inputs(assistant, head_texts), head_labels)
+        scores = head.predict_proba(dev_inputs)[:, 1]
+        in_scope = np.sort([p for p, q in zip(scores, dev) if q.in_scope])
+        # the lowest threshold that takes at most 1% of the in-scope dev questions for this head
+        threshold = float(max(0.5, in_scope[int(np.ceil(0.99 * len(in_scope))) - 1] + 1e-6))
+        heads[name] = intent_model.Head(head.coef_[0], float(head.intercept_[0]), threshold)
+        wanted = [p >= threshold for p, q in zip(scores, dev) if q.oos == name or (name == "service" and
+                                                                                   q.kind == "out_of_scope" and not q.oos)]
+        recalls[f"dev_{name}_recall"] = float(np.mean(wanted)) if wanted else 0.0
+        recalls[f"{name}_threshold"] = threshold
+    version = f"intent-{datetime.now(timezone.utc):%Y%m%d}-{len(texts)}"
+    model = intent_model.IntentModel(intent.coef_[order], intent.intercept_[order], heads, version)
+    catalog = assistant.retriever.catalog
+    predicted = [understand(q.question, catalog, model=model) for q in dev]
+    correct = [p.intent.value == INTENT_OF_KIND.get(q.kind, "single") for p, q in zip(predicted, dev)]
+    traps = [c for c, q in zip(correct, dev) if q.kind == "trap"]
+    return model, {"dev_intent_accuracy": float(np.mean(correct)), "dev_trap_accuracy": float(np.mean(traps)), **recalls}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+def main() -> None:
+    assistant = Assistant.open()
+    intent, figures = train_intent(assistant)
+    intent.save()
+    print(intent.version, figures)
+    model, figures = train(assistant)
+    save_model(model, MODEL_FILE)
+    print(model.version, f"threshold {model.threshold:.3f}", figures)
+
+
+if __name__ == "__main__":
+    main()
