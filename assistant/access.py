@@ -18,7 +18,7 @@ import re
 import secrets
 import threading
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -57,7 +57,7 @@ def _digest(kind: str, secret: str, salt: bytes) -> str:
 
 def _credential(name: str, kind: Literal["key", "password"], secret: str, admin: bool = False) -> Credential:
     salt = secrets.token_bytes(16)
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created = datetime.now(UTC).isoformat(timespec="seconds")
     return Credential(name, kind, salt.hex(), _digest(kind, secret, salt), created, admin)
 
 
@@ -141,8 +141,12 @@ class AccessStore:
     def set_password(self, name: str, password: str, *, admin: bool = False) -> None:
         if len(password) < 8:
             raise AccessError("密码至少 8 个字符")
-        self._change(lambda stored: [c for c in stored if not (c.name == name and c.kind == "password")]
-                     + [_credential(self._valid(name), "password", password, admin)])
+        self._change(
+            lambda stored: (
+                [c for c in stored if not (c.name == name and c.kind == "password")]
+                + [_credential(self._valid(name), "password", password, admin)]
+            )
+        )
 
     def remove(self, name: str) -> int:
         """Remove every credential of `name`; returns how many there were."""

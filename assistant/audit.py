@@ -8,7 +8,7 @@ interleave.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +28,7 @@ class AuditRecord:
     files: list[dict] = field(default_factory=list)  # {"name", "sha256"}
     counts: dict = field(default_factory=dict)
     message: str = ""
-    time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 class AuditLog:

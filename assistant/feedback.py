@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +21,6 @@ from assistant import jsonl
 from assistant.answering.answer import Answer
 
 Rating = Literal["up", "down"]
-
 
 
 @dataclass
@@ -44,14 +43,26 @@ class Feedback:
 
     @classmethod
     def for_answer(
-        cls, id: str, answer: Answer, *, history: Sequence[str] = (), towns: Sequence[str] = (),
+        cls,
+        id: str,
+        answer: Answer,
+        *,
+        history: Sequence[str] = (),
+        towns: Sequence[str] = (),
         lists: Sequence[str] = (),
     ) -> Feedback:
         intent = answer.retrieval.query.intent.value if answer.retrieval else ""
         return cls(
-            id=id, question=answer.question, answer=answer.text, citations=[i.id for i in answer.citations],
-            abstained=answer.abstained, history=list(history), towns=list(towns), lists=list(lists),
-            intent=intent, generator=answer.generator,
+            id=id,
+            question=answer.question,
+            answer=answer.text,
+            citations=[i.id for i in answer.citations],
+            abstained=answer.abstained,
+            history=list(history),
+            towns=list(towns),
+            lists=list(lists),
+            intent=intent,
+            generator=answer.generator,
         )
 
     @property
@@ -78,7 +89,7 @@ class FeedbackLog:
 
     def append(self, record: Feedback) -> Feedback:
         """Write one record durably; sets its time if unset."""
-        record.time = record.time or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record.time = record.time or datetime.now(UTC).isoformat(timespec="seconds")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
             jsonl.append(self.path, [asdict(record)])

@@ -61,9 +61,13 @@ class Settings(BaseSettings):
     candidates: int = Field(default=40, ge=1, description="Candidates each retriever contributes to fusion.")
     rrf_k: int = Field(default=5, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_share: float = Field(
-        default=0.25, ge=0, description="Weight of the dense ranking in fusion (keyword ranking: 1); dev hit@1 peaked here."
+        default=0.25,
+        ge=0,
+        description="Weight of the dense ranking in fusion (keyword ranking: 1); dev hit@1 peaked here.",
     )
-    situation_share: float = Field(default=0.5, ge=0, description="Weight of the situation-question vector ranking in fusion.")
+    situation_share: float = Field(
+        default=0.5, ge=0, description="Weight of the situation-question vector ranking in fusion."
+    )
     situation_keyword_share: float = Field(
         default=0.25, ge=0, description="Weight of the situation-question keyword ranking in fusion."
     )
@@ -73,7 +77,9 @@ class Settings(BaseSettings):
     topic_cutoff: float = Field(
         default=0.6, gt=0, le=1, description="A topic comparison takes items scoring this share of the township's best."
     )
-    min_overlap: float = Field(default=0.5, description="Share of a topic's key terms an item must contain to join a set.")
+    min_overlap: float = Field(
+        default=0.5, description="Share of a topic's key terms an item must contain to join a set."
+    )
     relative_cutoff: float = Field(
         default=0.5, description="Cite another township's item when its relevance is at least this share of the best."
     )
@@ -82,22 +88,33 @@ class Settings(BaseSettings):
     )
 
     llm_base_url: str | None = Field(
-        default=None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; unset: extractive answers."
+        default=None,
+        description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; unset: extractive answers.",
     )
     llm_model: str = "qwen2.5-instruct"
     llm_api_key: str = "not-needed"
-    llm_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for the server (also between streamed tokens).")
+    llm_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for the server (also between streamed tokens)."
+    )
     llm_max_retries: int = Field(default=1, ge=0)
     llm_temperature: float = Field(default=0.1, ge=0, le=2)
     llm_max_tokens: int = Field(default=800, ge=16, description="Longest answer the model may write, in tokens.")
-    llm_context_tokens: int = Field(default=3000, ge=100, description="Token budget for the duty items sent with a question.")
-    llm_encoding: str = Field(default="cl100k_base", description="tiktoken encoding that counts tokens (or o200k_base).")
+    llm_context_tokens: int = Field(
+        default=3000, ge=100, description="Token budget for the duty items sent with a question."
+    )
+    llm_encoding: str = Field(
+        default="cl100k_base", description="tiktoken encoding that counts tokens (or o200k_base)."
+    )
     llm_deadline: float = Field(
-        default=45.0, gt=0, le=600,
+        default=45.0,
+        gt=0,
+        le=600,
         description="Seconds one LLM answer may take in all (connect, first token, streaming); then the extractive answer.",
     )
     llm_max_chars: int = Field(
-        default=4000, ge=100, description="Longest LLM answer in characters; a longer one is cut off for the extractive answer."
+        default=4000,
+        ge=100,
+        description="Longest LLM answer in characters; a longer one is cut off for the extractive answer.",
     )
 
     reports_dir: Path = Field(default=Path("reports"), description="Where `eval` writes reports and its history.")
@@ -129,7 +146,8 @@ class Settings(BaseSettings):
         return value
 
     admin_password: SecretStr | None = Field(
-        default=None, description="Password of the administrator `admin` (hashed in memory; prefer `keys add NAME --password --admin`)."
+        default=None,
+        description="Password of the administrator `admin` (hashed in memory; prefer `keys add NAME --password --admin`).",
     )
     upload_max_files: int = Field(default=20, ge=1, description="Files one upload may hold.")
 
@@ -140,15 +158,20 @@ class Settings(BaseSettings):
         default=None, description="API keys / web logins, stored hashed; default: home/access.json."
     )
     api_keys: str = Field(
-        default="", description="Extra API keys from the environment, comma-separated (hashed in memory, never written)."
+        default="",
+        description="Extra API keys from the environment, comma-separated (hashed in memory, never written).",
     )
-    api_rate_limit: str = Field(default="60/minute", description="Per key (or per client without keys); `limits` syntax.")
+    api_rate_limit: str = Field(
+        default="60/minute", description="Per key (or per client without keys); `limits` syntax."
+    )
     api_max_body_bytes: int = Field(default=65536, ge=1024, description="Larger request bodies get 413.")
     api_max_messages: int = Field(default=50, ge=1, description="Most messages one chat completion may carry.")
     api_history_turns: int = Field(
         default=6, ge=0, description="Earlier user turns re-asked to resolve a follow-up in /v1/chat/completions."
     )
-    api_page_size: int = Field(default=50, ge=1, le=500, description="Default page size of /v1/items (at most 500 a page).")
+    api_page_size: int = Field(
+        default=50, ge=1, le=500, description="Default page size of /v1/items (at most 500 a page)."
+    )
     api_concurrency: int = Field(default=4, ge=1, description="Questions the API answers at the same time (CPU bound).")
     api_model_name: str = Field(default="duty-assistant", description="The model id /v1/models lists.")
     api_shutdown_timeout: float = Field(default=10.0, ge=0, description="Seconds in-flight requests get on shutdown.")
@@ -231,7 +254,7 @@ def _read_toml(path: Path) -> dict:
         raise SettingsError(f"{path}: 无法读取（{exc}）") from None
 
 
-def _describe(error: dict, path: Path, table: dict, overrides: dict) -> str:
+def _describe(error: Any, path: Path, table: dict, overrides: dict) -> str:
     field = str(error["loc"][0]) if error.get("loc") else ""
     shown = repr(error.get("input"))[:80]
     return f"{_origin(field, path, table, overrides)}: {error['msg']}（值为 {shown}）"

@@ -135,8 +135,15 @@ def publish(
         audit.append(AuditRecord("upload_failed", user, checked.live, checked.live, files, message=refusal))
         raise PublishRefused(refusal)
     try:
-        report = ingest([f.path for f in checked.files], settings, replace=replace, embedder=embedder,
-                        progress=progress, user=user, annotate=diff_summary)
+        report = ingest(
+            [f.path for f in checked.files],
+            settings,
+            replace=replace,
+            embedder=embedder,
+            progress=progress,
+            user=user,
+            annotate=diff_summary,
+        )
     except Exception as exc:
         audit.append(AuditRecord("upload_failed", user, checked.live, checked.live, files, message=f"发布失败：{exc}"))
         raise
@@ -148,12 +155,18 @@ def publish(
 
 
 def audit_record(report: IngestReport, user: str, files: list[dict]) -> AuditRecord:
-    counts = {"added": report.added, "changed": report.changed, "removed": report.removed,
-              "unchanged": report.unchanged, "embedded": report.embedded}
+    counts = {
+        "added": report.added,
+        "changed": report.changed,
+        "removed": report.removed,
+        "unchanged": report.unchanged,
+        "embedded": report.embedded,
+    }
     if not report.ok:
         message = "；".join(str(e) for e in report.errors)
-        return AuditRecord("upload_failed", user, report.previous, report.generation or report.previous, files,
-                           counts, message)
+        return AuditRecord(
+            "upload_failed", user, report.previous, report.generation or report.previous, files, counts, message
+        )
     return AuditRecord("publish", user, report.previous, report.generation, files, counts)
 
 
@@ -165,8 +178,13 @@ def diff_summary(old: Mapping[str, DutyItem], plan: Plan) -> dict:
         before = [i for i in old.values() if i.town == town]
         after = [i for i in plan.items.values() if i.town == town]
         found = diff_items(town, before, after)
-        summary[town] = {"added": len(found.added), "removed": len(found.removed), "changed": len(found.changed),
-                         "moved": len(found.moved), "renumbered": len(found.renumbered)}
+        summary[town] = {
+            "added": len(found.added),
+            "removed": len(found.removed),
+            "changed": len(found.changed),
+            "moved": len(found.moved),
+            "renumbered": len(found.renumbered),
+        }
     return {"diff": summary}
 
 
@@ -186,9 +204,16 @@ def versions(settings: Settings) -> list[Version]:
     """Kept generations, newest first."""
     found, live = generations(settings)
     return [
-        Version(g.name, g.manifest.get("built", ""), g.manifest.get("published_by", ""), g.manifest.get("items", 0),
-                g.manifest.get("documents", []), g.manifest.get("change", {}), g.manifest.get("diff", {}),
-                g.name == live)
+        Version(
+            g.name,
+            g.manifest.get("built", ""),
+            g.manifest.get("published_by", ""),
+            g.manifest.get("items", 0),
+            g.manifest.get("documents", []),
+            g.manifest.get("change", {}),
+            g.manifest.get("diff", {}),
+            g.name == live,
+        )
         for g in reversed(found)
     ]
 

@@ -50,8 +50,11 @@ async def one(client: httpx.AsyncClient, kind: str, question: str, turn: int) ->
         return None
     messages = [{"role": "user", "content": question}]
     if turn % 3 == 0:
-        messages = [{"role": "user", "content": "二工镇私自宰羊归谁管？"}, {"role": "assistant", "content": "…"},
-                    {"role": "user", "content": "那半截沟镇呢？"}]
+        messages = [
+            {"role": "user", "content": "二工镇私自宰羊归谁管？"},
+            {"role": "assistant", "content": "…"},
+            {"role": "user", "content": "那半截沟镇呢？"},
+        ]
     body = {"model": "duty-assistant", "messages": messages, "stream": kind == "stream"}
     if kind == "chat":
         response = await client.post("/v1/chat/completions", json=body)
@@ -88,10 +91,16 @@ def start_server(key: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DUTY_API_KEYS": key, "DUTY_API_RATE_LIMIT": "1000000/minute",
-           "DUTY_API_KEYS_FILE": str(Path(tempfile.mkdtemp()) / "access.json")}  # only the env key
-    process = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                               stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "DUTY_API_KEYS": key,
+        "DUTY_API_RATE_LIMIT": "1000000/minute",
+        "DUTY_API_KEYS_FILE": str(Path(tempfile.mkdtemp()) / "access.json"),
+    }  # only the env key
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "serve", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 600  # first use builds the index
     while time.monotonic() < deadline:
@@ -118,13 +127,17 @@ async def main_async(url: str, key: str, clients: int, duration: float) -> int:
     await asyncio.gather(*(client_loop(i, url, key, until, pool, results, errors) for i in range(clients)))
     elapsed = time.perf_counter() - started
     total = sum(len(v) for v in results.values())
-    print(f"{clients} clients, {elapsed:.0f} s, {total} requests, {total / elapsed:.1f} requests/s, {len(errors)} errors")
+    print(
+        f"{clients} clients, {elapsed:.0f} s, {total} requests, {total / elapsed:.1f} requests/s, {len(errors)} errors"
+    )
     print(f"{'endpoint':<22}{'n':>6}{'req/s':>8}{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}")
     names = {"ask": "/v1/ask", "chat": "chat/completions", "stream": "chat (stream)"}
     every = [s for v in results.values() for s in v]
     for kind, seconds in [*results.items(), ("all", every)]:
-        print(f"{names.get(kind, kind):<22}{len(seconds):>6}{len(seconds) / elapsed:>8.1f}"
-              f"{percentile(seconds, .5):>8.2f}{percentile(seconds, .95):>8.2f}{percentile(seconds, .99):>8.2f}")
+        print(
+            f"{names.get(kind, kind):<22}{len(seconds):>6}{len(seconds) / elapsed:>8.1f}"
+            f"{percentile(seconds, 0.5):>8.2f}{percentile(seconds, 0.95):>8.2f}{percentile(seconds, 0.99):>8.2f}"
+        )
     for error in errors[:5]:
         print("error:", error)
     return 1 if errors else 0

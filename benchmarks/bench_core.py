@@ -24,8 +24,9 @@ QUESTIONS = ROOT / "eval" / "questions.jsonl"
 def cli(args: list[str], home: Path, stdin: str = "") -> tuple[float, subprocess.CompletedProcess]:
     env = {**os.environ, "DUTY_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "ui.cli", *args], input=stdin, capture_output=True,
-                          text=True, env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "ui.cli", *args], input=stdin, capture_output=True, text=True, env=env, check=True
+    )
     return time.perf_counter() - started, done
 
 
@@ -41,12 +42,16 @@ def main() -> None:
         cold = [cli(["ask", "--json", q], home)[0] for q in questions[:3]]
 
     rows = [
-        ("ingest, shipped corpus (486 items, incl. model load)", f"{first.seconds:.1f} s", f"{first.embedded} embedded"),
+        (
+            "ingest, shipped corpus (486 items, incl. model load)",
+            f"{first.seconds:.1f} s",
+            f"{first.embedded} embedded",
+        ),
         ("re-ingest, unchanged", f"{again.seconds:.2f} s", f"{again.embedded} embedded"),
         ("ask --json -, 50 questions, one process", f"{batch_seconds:.1f} s", f"{answered} answers, target < 10 s"),
         ("cold single ask (process start to answer), best of 3", f"{min(cold):.1f} s", "target < 5 s"),
     ]
-    print(f"| measure | value | note |\n|---|---|---|")
+    print("| measure | value | note |\n|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 

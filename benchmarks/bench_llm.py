@@ -34,13 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assistant.answering.answer import Answer  # noqa: E402
-from assistant.index import ingest  # noqa: E402
-from assistant.service import Assistant  # noqa: E402
-from assistant.settings import CORPUS_DIR, Settings  # noqa: E402
-from eval.metrics import aggregate  # noqa: E402
-from eval.questions import KINDS, load_questions  # noqa: E402
-from eval.runner import AssistantSystem, run_system  # noqa: E402
+from assistant.answering.answer import Answer
+from assistant.index import ingest
+from assistant.service import Assistant
+from assistant.settings import CORPUS_DIR, Settings
+from eval.metrics import aggregate
+from eval.questions import KINDS, load_questions
+from eval.runner import AssistantSystem, run_system
 
 GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 PARTS = 22
@@ -165,8 +165,14 @@ def main() -> None:
 
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-llm-"))
     settings = Settings(
-        home=home, corpus=[CORPUS_DIR], llm_base_url=base_url, llm_model=model_name, llm_timeout=args.timeout,
-        llm_context_tokens=args.context_tokens, llm_max_tokens=args.max_tokens, llm_max_retries=0,
+        home=home,
+        corpus=[CORPUS_DIR],
+        llm_base_url=base_url,
+        llm_model=model_name,
+        llm_timeout=args.timeout,
+        llm_context_tokens=args.context_tokens,
+        llm_max_tokens=args.max_tokens,
+        llm_max_retries=0,
     )
     if not settings.index_dir.exists():
         ingest(settings.corpus, settings)
@@ -181,7 +187,9 @@ def main() -> None:
     systems = {g: Recording(assistant, g) for g in ("extractive", "llm")}
     for name, system in systems.items():
         started = time.perf_counter()
-        results = run_system(system, questions, lambda s, done, total: print(f"\r{s} {done}/{total}", end="", flush=True))
+        results = run_system(
+            system, questions, lambda s, done, total: print(f"\r{s} {done}/{total}", end="", flush=True)
+        )
         print()
         figures[name] = {**aggregate(results), "seconds": round(time.perf_counter() - started, 1)}
         figures[name]["validator"] = validator_counts(system.answers)

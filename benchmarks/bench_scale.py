@@ -69,8 +69,13 @@ def child_ingest(home: Path, corpus: Path, vectors: Path | None) -> dict:
     files = sorted(corpus.glob("*.txt"))
     report = ingest(files, settings, embedder=embedder)
     assert report.ok, report.errors[:3]
-    result = {"seconds": report.seconds, "items": report.added, "embedded": report.embedded,
-              "model_calls": getattr(embedder, "misses", report.embedded), "peak_mib": _peak_mib()}
+    result = {
+        "seconds": report.seconds,
+        "items": report.added,
+        "embedded": report.embedded,
+        "model_calls": getattr(embedder, "misses", report.embedded),
+        "peak_mib": _peak_mib(),
+    }
     if vectors is None:  # the real model's rate, warm, on a sample of texts
         from assistant.index import dense_text, open_index
 
@@ -144,7 +149,6 @@ def _percentile(values: list[float], q: float) -> float:
 def _vectors_for(corpus, real_home: Path, out: Path) -> Path:
     """The real model's vectors, from the N = 2 index, for every synthetic text."""
     from assistant.index import open_index
-
     from embeddings.cached import CachedEmbedder
 
     kb = open_index(_settings(real_home))
@@ -164,7 +168,9 @@ def main() -> None:
     parser.add_argument("--raw", type=Path, help="Also write the raw measurements here (JSON).")
     args = parser.parse_args()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    machine = f"{os.cpu_count()} cores, {memory:.0f} GiB RAM, {platform.python_implementation()} {platform.python_version()}"
+    machine = (
+        f"{os.cpu_count()} cores, {memory:.0f} GiB RAM, {platform.python_implementation()} {platform.python_version()}"
+    )
     rows = []
     embed_rate = None
     load_start = os.getloadavg()[0]
@@ -185,8 +191,10 @@ def main() -> None:
             print(f"N={n}: done ({corpus.items} items)", file=sys.stderr, flush=True)
     load = (load_start, os.getloadavg()[0])
     if args.raw:
-        args.raw.write_text(json.dumps({"rows": rows, "embed_rate": embed_rate, "machine": machine, "load": load},
-                                       ensure_ascii=False), encoding="utf-8")
+        args.raw.write_text(
+            json.dumps({"rows": rows, "embed_rate": embed_rate, "machine": machine, "load": load}, ensure_ascii=False),
+            encoding="utf-8",
+        )
     print(_table(rows, embed_rate, machine, args.sizes, load))
 
 
@@ -234,10 +242,12 @@ def _table(rows, embed_rate: float, machine: str, sizes: list[int], load: tuple[
                 f"| {_ms(_percentile(rest, 95))} | {statistics.mean(r[2] for r in runs):.0f} |"
             )
     lines.append("")
-    lines.append(f"Questions: {SINGLE} single-item and {ENUMERATION} enumeration questions from eval/questions.jsonl, "
-                 "place names removed; 'one township' passes a random township as the filter. N = 2 is the shipped "
-                 "corpus embedded by the model; larger N index the model's vectors of the real texts each synthetic "
-                 "item derives from, so their ingest excludes embedding (extrapolated column adds it).")
+    lines.append(
+        f"Questions: {SINGLE} single-item and {ENUMERATION} enumeration questions from eval/questions.jsonl, "
+        "place names removed; 'one township' passes a random township as the filter. N = 2 is the shipped "
+        "corpus embedded by the model; larger N index the model's vectors of the real texts each synthetic "
+        "item derives from, so their ingest excludes embedding (extrapolated column adds it)."
+    )
     return "\n".join(lines)
 
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from assistant.index import dense_text
-from assistant.items import DutyItem, ListKind
 from assistant.ingest.parsing import Document, parse_file
+from assistant.items import DutyItem, ListKind
 from assistant.settings import CORPUS_DIR
 
 PREFECTURE = "昌吉回族自治州"
@@ -82,10 +82,17 @@ def _names(n: int) -> list[tuple[str, str]]:
     return [(counties[k // TOWNS_PER_COUNTY], towns[k]) for k in range(n)]
 
 
-def _variant(base: Document, other: Document, county: str, town: str, rng: random.Random) -> tuple[Document, list[DutyItem]]:
+def _variant(
+    base: Document, other: Document, county: str, town: str, rng: random.Random
+) -> tuple[Document, list[DutyItem]]:
     """`base`'s lists for another township; returns the document and, per item, its real source."""
     places = [(base.county, county), (base.county[:-1], county[:-1]), (base.town, town), (base.town[:-1], town[:-1])]
-    places += [(other.county, county), (other.county[:-1], county[:-1]), (other.town, town), (other.town[:-1], town[:-1])]
+    places += [
+        (other.county, county),
+        (other.county[:-1], county[:-1]),
+        (other.town, town),
+        (other.town[:-1], town[:-1]),
+    ]
     items, sources = [], []
     for kind in ListKind:
         chosen = [i for i in base.items if i.list is kind and rng.random() > 0.05]
@@ -115,8 +122,14 @@ def _moved(item: DutyItem, town: str, county: str, number: int, places, reverse:
 
     township = tuple(map(local, item.township_duties))
     return replace(
-        item, town=town, county=county, prefecture=PREFECTURE, number=number, title=local(item.title),
-        departments=tuple(map(local, item.departments)), department_duties=tuple(map(local, item.department_duties)),
+        item,
+        town=town,
+        county=county,
+        prefecture=PREFECTURE,
+        number=number,
+        title=local(item.title),
+        departments=tuple(map(local, item.departments)),
+        department_duties=tuple(map(local, item.department_duties)),
         township_duties=township[::-1] if reverse else township,
         receivers=tuple(replace(r, department=local(r.department), handling=local(r.handling)) for r in item.receivers),
     )
@@ -130,9 +143,15 @@ def _export(doc: Document) -> str:
         for item in (i for i in doc.items if i.list is kind):
             cells = [str(item.number), item.category, item.title]
             if kind is ListKind.COORDINATED:
-                cells += ["、".join(item.departments), _paragraphs(item.department_duties), _paragraphs(item.township_duties)]
+                cells += [
+                    "、".join(item.departments),
+                    _paragraphs(item.department_duties),
+                    _paragraphs(item.township_duties),
+                ]
             elif kind is ListKind.WITHDRAWN:
-                cells.append(" ".join(f"{r.department}： {r.handling}" if r.department else r.handling for r in item.receivers))
+                cells.append(
+                    " ".join(f"{r.department}： {r.handling}" if r.department else r.handling for r in item.receivers)
+                )
             lines.append("\t".join(cells))
     return "\n".join(lines) + "\n"
 

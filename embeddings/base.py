@@ -47,9 +47,7 @@ class Embedder(ABC):
     def _encode_queries(self, texts: list[str]) -> np.ndarray:
         """Embed one batch of queries; returns normalised rows."""
 
-    def embed_documents(
-        self, texts: Sequence[str], progress: Progress | None = None
-    ) -> np.ndarray:
+    def embed_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Embed documents for indexing; returns an ``(n, dimension)`` array."""
         return self._embed(list(texts), self._encode_documents, progress)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chromadb.api.types import Documents, Embeddings, EmbeddingFunction, Space
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from . import load_embedder
@@ -63,12 +63,7 @@ class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
     def default_space(self) -> Space:
         return "cosine"
 
-    def validate_config_update(
-        self, old_config: dict[str, Any], new_config: dict[str, Any]
-    ) -> None:
+    def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
         """Refuse any change: vectors already stored would no longer compare with new ones."""
         if new_config != old_config:
-            raise ValueError(
-                f"cannot change the embedder of an existing collection "
-                f"from {old_config} to {new_config}"
-            )
+            raise ValueError(f"cannot change the embedder of an existing collection from {old_config} to {new_config}")

@@ -31,11 +31,11 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from assistant.answering.answer import Answer, compose
 from assistant.answering.glossary import expand
-from assistant.index import KnowledgeBase
-from assistant.items import ListKind, item_id
-from assistant.ingest.parsing import expand_paths
 from assistant.answering.query import Intent, Query
 from assistant.answering.retrieve import Hit, Retrieval, Retriever
+from assistant.index import KnowledgeBase
+from assistant.ingest.parsing import expand_paths
+from assistant.items import ListKind, item_id
 from assistant.settings import Settings
 from embeddings.langchain import LangChainEmbeddings
 
@@ -79,7 +79,9 @@ class OneSignalRetriever(Retriever):
         text = query.search_text or query.text
         if self.signal == "keyword":
             scores = np.where(mask, self.kb.keywords.scores(expand(text)), -1.0)
-            ranked = [(self.items[i], float(scores[i])) for i in np.argsort(-scores, kind="stable")[:n] if scores[i] > 0]
+            ranked = [
+                (self.items[i], float(scores[i])) for i in np.argsort(-scores, kind="stable")[:n] if scores[i] > 0
+            ]
         else:
             nearest = self.kb.dense(self.kb.embedder.embed_query(text), self._where(query), n)
             ranked = [(self.kb.by_id[id_], similarity) for id_, similarity in nearest]
@@ -126,7 +128,7 @@ def row_spans(text: str, towns: Sequence[str]) -> list[RowSpan]:
     spans: list[RowSpan] = []
     town = kind = None
     offset = 0
-    for line in re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text):  # as parsing.read_text splits
+    for line in re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text):  # as readers.read_text splits
         stripped = line.strip()
         title_kind = next((k for k in ListKind if stripped.endswith(k.label) and "\t" not in stripped), None)
         if title_kind is not None:
@@ -175,16 +177,24 @@ class NaiveRag:
         citations = [self.kb.by_id[id_] for id_ in ids if id_ in self.kb.by_id]
         text = "\n\n".join(chunk.page_content for chunk in chunks)
         return Answer(
-            question, text, citations=citations, generator=self.name,
+            question,
+            text,
+            citations=citations,
+            generator=self.name,
             timings={"total": time.perf_counter() - started},
         )
 
 
-def _cached_store(chunks: list[Document], embeddings: LangChainEmbeddings, folder: Path, model: str) -> InMemoryVectorStore:
+def _cached_store(
+    chunks: list[Document], embeddings: LangChainEmbeddings, folder: Path, model: str
+) -> InMemoryVectorStore:
     """The chunks' vector store; embedding ~300 chunks takes a minute, so it is kept on disk."""
     digest = hashlib.sha256(
-        json.dumps([model, CHUNK_SIZE, CHUNK_OVERLAP, [(c.page_content, c.metadata) for c in chunks]],
-                   ensure_ascii=False, sort_keys=True).encode("utf-8")
+        json.dumps(
+            [model, CHUNK_SIZE, CHUNK_OVERLAP, [(c.page_content, c.metadata) for c in chunks]],
+            ensure_ascii=False,
+            sort_keys=True,
+        ).encode("utf-8")
     ).hexdigest()[:16]
     path = folder / f"naive-rag-{digest}.json"
     if path.exists():

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from assistant.items import DutyItem
 from assistant.ingest.parsing import parse_paths
+from assistant.items import DutyItem
 from assistant.settings import CORPUS_DIR
 from eval.questions import QUESTIONS_FILE, Question, QuestionError, load_questions
 

@@ -26,8 +26,16 @@ from eval.report import baseline_record, load_reference, previous_run, report_re
 from eval.runner import GENERATORS, AssistantSystem, evaluate
 
 # What fits an 80-column terminal; the Markdown report has every metric.
-TABLE_METRICS = ("score", "mrr", "citation_hit", "citation_precision", "set_f1", "abstention_recall",
-                 "false_abstention", "latency_p95")
+TABLE_METRICS = (
+    "score",
+    "mrr",
+    "citation_hit",
+    "citation_precision",
+    "set_f1",
+    "abstention_recall",
+    "false_abstention",
+    "latency_p95",
+)
 
 
 @dataclass
@@ -85,8 +93,13 @@ def run(options: Options, out: Console, err: Console) -> int:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err) as bar:
         task = bar.add_task("评测", total=len(questions) * len(systems))
-        result = evaluate(systems, questions, split=options.split, generator=options.generator,
-                          progress=lambda name, done, total: bar.update(task, advance=1, description=f"评测 {name}"))
+        result = evaluate(
+            systems,
+            questions,
+            split=options.split,
+            generator=options.generator,
+            progress=lambda name, done, total: bar.update(task, advance=1, description=f"评测 {name}"),
+        )
     stamp(result, settings, assistant.kb)
     files = write_report(result, folder, previous)
     ours = result.summaries["ours"]
@@ -122,7 +135,9 @@ def _compare(ours: dict, reference: dict | None, options: Options, out: Console,
     out.print(changes_table(changes(ours, before), reference))
     worse = regressions(ours, before, options.tolerance) if gate_on else []
     for change in worse:
-        err.print(f"[red]退步：{change.key} {_fmt(change.before)} → {_fmt(change.after)}（容差 {options.tolerance}）[/red]")
+        err.print(
+            f"[red]退步：{change.key} {_fmt(change.before)} → {_fmt(change.after)}（容差 {options.tolerance}）[/red]"
+        )
     return 1 if worse else 0
 
 
@@ -160,8 +175,11 @@ def systems_table(summaries: dict[str, dict]) -> Table:
     for scope, _ in scopes(ours):
         table.add_row(scope, *(_fmt(dict(scopes(s)).get(scope, {}).get("score")) for s in summaries.values()))
     for key in (*HEADLINE[1:], "latency_p50", "latency_p95"):
-        table.add_row(f"overall {LABELS[key]}".replace("\n", " "), *(_fmt(s["overall"].get(key)) for s in summaries.values()),
-                      style="dim")
+        table.add_row(
+            f"overall {LABELS[key]}".replace("\n", " "),
+            *(_fmt(s["overall"].get(key)) for s in summaries.values()),
+            style="dim",
+        )
     return table
 
 

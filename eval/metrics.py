@@ -114,7 +114,10 @@ class Scored:
 
 def aggregate(results: Sequence[Scored]) -> dict[str, float | int | None]:
     """Means of each metric over the questions it applies to, latency percentiles, counts."""
-    summary: dict[str, float | int | None] = {"n": len(results), "errors": sum(r.outcome.status != "ok" for r in results)}
+    summary: dict[str, float | int | None] = {
+        "n": len(results),
+        "errors": sum(r.outcome.status != "ok" for r in results),
+    }
     for metric in METRICS:
         if metric.key.startswith("latency_"):
             continue

@@ -69,8 +69,13 @@ class Question:
 
     def to_dict(self) -> dict:
         data = {
-            "id": self.id, "split": self.split, "kind": self.kind, "question": self.question,
-            "gold": list(self.gold), "match": self.match, "facts": list(self.facts),
+            "id": self.id,
+            "split": self.split,
+            "kind": self.kind,
+            "question": self.question,
+            "gold": list(self.gold),
+            "match": self.match,
+            "facts": list(self.facts),
         }
         if self.count is not None:
             data["count"] = self.count
@@ -123,10 +128,18 @@ def parse_question(data: object, where: str) -> Question:
     if data["kind"] != "out_of_scope" and not data["gold"] and "count" not in data:
         raise QuestionError(f"{where}: gold: empty for an in-scope question")
     return Question(
-        id=data["id"], split=data["split"], kind=data["kind"], question=data["question"],
-        gold=tuple(data["gold"]), match=data["match"], facts=tuple(data["facts"]),
-        count=data.get("count"), history=tuple(data.get("history", ())), note=data.get("note", ""),
-        overlap=float(data["overlap"]) if "overlap" in data else None, oos=data.get("oos", ""),
+        id=data["id"],
+        split=data["split"],
+        kind=data["kind"],
+        question=data["question"],
+        gold=tuple(data["gold"]),
+        match=data["match"],
+        facts=tuple(data["facts"]),
+        count=data.get("count"),
+        history=tuple(data.get("history", ())),
+        note=data.get("note", ""),
+        overlap=float(data["overlap"]) if "overlap" in data else None,
+        oos=data.get("oos", ""),
         duty=data.get("duty", ""),
     )
 

@@ -37,10 +37,17 @@ class ReportFiles:
 def git_commit(folder: Path = Path(__file__).parent) -> str:
     """Short commit hash, '+dirty' with uncommitted changes; 'unknown' outside a checkout."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True,
-                              text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -51,8 +58,10 @@ def stamp(run: EvalRun, settings: Settings, kb: KnowledgeBase) -> EvalRun:
     run.commit = git_commit()
     run.settings = settings.model_dump(mode="json", exclude=SECRETS)
     run.index = {
-        "generation": kb.folder.name, "embedder": kb.manifest.get("embedder"),
-        "built": kb.manifest.get("built"), "items": len(kb.items),
+        "generation": kb.folder.name,
+        "embedder": kb.manifest.get("embedder"),
+        "built": kb.manifest.get("built"),
+        "items": len(kb.items),
     }
     return run
 
@@ -208,8 +217,14 @@ def markdown(report: dict, previous: dict | None = None) -> str:
     target_rows = []
     for bound in TARGETS:
         met = bound.met(ours)
-        target_rows.append((bound.key, lookup(ours, bound.key), f"{bound.sign} {bound.value}",
-                            "–" if met is None else ("yes" if met else "**no**")))
+        target_rows.append(
+            (
+                bound.key,
+                lookup(ours, bound.key),
+                f"{bound.sign} {bound.value}",
+                "–" if met is None else ("yes" if met else "**no**"),
+            )
+        )
     lines += _table(("figure", "value", "target", "met"), target_rows)
     for name, summary in systems.items():
         lines += ["", f"## {name}: per kind", ""]
@@ -220,11 +235,15 @@ def markdown(report: dict, previous: dict | None = None) -> str:
             lines.append(f"\n{summary['overall']['errors']} question(s) failed with an error (scored as wrong).")
     if len(systems) > 1:
         lines += ["", "## Systems compared (score per kind; headline figures overall)", ""]
-        rows = [(scope, *(dict(scopes(s)).get(scope, {}).get("score") for s in systems.values()))
-                for scope, _ in scopes(ours)]
+        rows = [
+            (scope, *(dict(scopes(s)).get(scope, {}).get("score") for s in systems.values()))
+            for scope, _ in scopes(ours)
+        ]
         rows += [(f"overall {key}", *(s["overall"].get(key) for s in systems.values())) for key in HEADLINE[1:]]
-        rows += [(f"overall {key}", *(s["overall"].get(key) for s in systems.values()))
-                 for key in ("latency_p50", "latency_p95")]
+        rows += [
+            (f"overall {key}", *(s["overall"].get(key) for s in systems.values()))
+            for key in ("latency_p50", "latency_p95")
+        ]
         lines += _table(("", *systems), rows)
     lines += ["", "## Change vs previous run", ""]
     before = reference_summary(previous or {})
@@ -232,8 +251,10 @@ def markdown(report: dict, previous: dict | None = None) -> str:
         lines.append("No previous run to compare with.")
     else:
         lines.append(f"Previous: {previous.get('timestamp')} (commit {previous.get('commit')}).\n")
-        rows = [(c.key, c.before, c.after, "–" if c.delta is None else f"{c.delta:+.3f}")
-                for c in changes(ours, before, HEADLINE)]
+        rows = [
+            (c.key, c.before, c.after, "–" if c.delta is None else f"{c.delta:+.3f}")
+            for c in changes(ours, before, HEADLINE)
+        ]
         lines += _table(("figure", "before", "now", "Δ"), rows)
     failures = [r for r in report["results"].get("ours", []) if r["status"] != "ok" or r["scores"].get("score", 1) < 1]
     lines += ["", f"## Questions ours did not fully get ({len(failures)})", ""]
@@ -292,4 +313,3 @@ def chart(report: dict, previous: dict | None, path: Path) -> None:
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
-

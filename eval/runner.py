@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Protocol
 
@@ -88,7 +88,7 @@ class EvalRun:
     split: str
     generator: str
     results: dict[str, list[Scored]]  # system name → per-question results
-    timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     commit: str = ""
     settings: dict = field(default_factory=dict)
     index: dict = field(default_factory=dict)

@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +56,13 @@ def candidates(assistant: Assistant, questions: Sequence[Question]) -> list[Cand
         if not hits:
             continue
         gold = set(question.gold)
-        found.append(Candidates(question, np.stack([h.features for h in hits]),
-                                np.array([h.item.id in gold for h in hits], dtype=np.int8)))
+        found.append(
+            Candidates(
+                question,
+                np.stack([h.features for h in hits]),
+                np.array([h.item.id in gold for h in hits], dtype=np.int8),
+            )
+        )
     return found
 
 
@@ -79,8 +84,9 @@ def fit(train: list[Candidates], version: str) -> RelevanceModel:
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     classifier = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced")
     classifier.fit((rows - scaler.mean_) / scale, labels)
-    return RelevanceModel(FEATURES, scaler.mean_, scale, classifier.coef_[0], float(classifier.intercept_[0]),
-                          0.5, version)
+    return RelevanceModel(
+        FEATURES, scaler.mean_, scale, classifier.coef_[0], float(classifier.intercept_[0]), 0.5, version
+    )
 
 
 def choose_threshold(model: RelevanceModel, dev: list[Candidates], max_false_abstention: float) -> tuple[float, dict]:
@@ -105,11 +111,13 @@ def train(assistant: Assistant, max_false_abstention: float = MAX_FALSE_ABSTENTI
     train_candidates = candidates(assistant, train_set)
     dev_candidates = candidates(assistant, dev_set)
     digest = hashlib.sha256(repr([(q.id, q.question) for q in train_set]).encode("utf-8")).hexdigest()[:8]
-    version = f"relevance-{datetime.now(timezone.utc):%Y%m%d}-{digest}"
+    version = f"relevance-{datetime.now(UTC):%Y%m%d}-{digest}"
     model = fit(train_candidates, version)
     threshold, figures = choose_threshold(model, dev_candidates, max_false_abstention)
     model = replace(model, threshold=threshold)
-    figures.update(train_questions=len(train_candidates), train_candidates=int(sum(len(c.labels) for c in train_candidates)))
+    figures.update(
+        train_questions=len(train_candidates), train_candidates=int(sum(len(c.labels) for c in train_candidates))
+    )
     return model, figures
 
 
@@ -134,30 +142,40 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
     dev_inputs = _inputs(assistant, [q.question for q in dev])
     figure_rows = read_jsonl(FIGURES_FILE)
     examples = {  # (texts, labels) per head: the train split, plus the figure training set
-        "figure": ([r["question"] for r in figure_rows] + [q.question for q in bank],
-                   [bool(r["figure"]) for r in figure_rows] + [q.oos == "figure" for q in bank]),
+        "figure": (
+            [r["question"] for r in figure_rows] + [q.question for q in bank],
+            [bool(r["figure"]) for r in figure_rows] + [q.oos == "figure" for q in bank],
+        ),
         "service": ([q.question for q in bank], [q.kind == "out_of_scope" and q.oos in ("service", "") for q in bank]),
     }
     heads, recalls = {}, {}
     for name, (head_texts, head_labels) in examples.items():
         head = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(
-            _inputs(assistant, head_texts), head_labels)
+            _inputs(assistant, head_texts), head_labels
+        )
         scores = head.predict_proba(dev_inputs)[:, 1]
         in_scope = np.sort([p for p, q in zip(scores, dev) if q.in_scope])
         # the lowest threshold that takes at most 1% of the in-scope dev questions for this head
         threshold = float(max(0.5, in_scope[int(np.ceil(0.99 * len(in_scope))) - 1] + 1e-6))
         heads[name] = intent_model.Head(head.coef_[0], float(head.intercept_[0]), threshold)
-        wanted = [p >= threshold for p, q in zip(scores, dev) if q.oos == name or (name == "service" and
-                                                                                   q.kind == "out_of_scope" and not q.oos)]
+        wanted = [
+            p >= threshold
+            for p, q in zip(scores, dev)
+            if q.oos == name or (name == "service" and q.kind == "out_of_scope" and not q.oos)
+        ]
         recalls[f"dev_{name}_recall"] = float(np.mean(wanted)) if wanted else 0.0
         recalls[f"{name}_threshold"] = threshold
-    version = f"intent-{datetime.now(timezone.utc):%Y%m%d}-{len(texts)}"
+    version = f"intent-{datetime.now(UTC):%Y%m%d}-{len(texts)}"
     model = intent_model.IntentModel(intent.coef_[order], intent.intercept_[order], heads, version)
     catalog = assistant.retriever.catalog
     predicted = [understand(q.question, catalog, model=model) for q in dev]
     correct = [p.intent.value == INTENT_OF_KIND.get(q.kind, "single") for p, q in zip(predicted, dev)]
     traps = [c for c, q in zip(correct, dev) if q.kind == "trap"]
-    return model, {"dev_intent_accuracy": float(np.mean(correct)), "dev_trap_accuracy": float(np.mean(traps)), **recalls}
+    return model, {
+        "dev_intent_accuracy": float(np.mean(correct)),
+        "dev_trap_accuracy": float(np.mean(traps)),
+        **recalls,
+    }
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 SECTION = re.compile(r"^\[(system|user)\]\s*$", re.M)
@@ -38,7 +38,7 @@ class Prompt:
         return ChatPromptTemplate.from_messages([("system", self.system), ("human", self.user)])
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> Prompt:
     source = resources.files(__name__) / f"{name}.md"
     if not source.is_file():

@@ -10,9 +10,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from assistant.index import ingest  # noqa: E402
-from assistant.service import Assistant  # noqa: E402
-from assistant.settings import CORPUS_DIR, Settings  # noqa: E402
+from assistant.index import ingest
+from assistant.service import Assistant
+from assistant.settings import CORPUS_DIR, Settings
 
 
 @pytest.fixture(scope="session")

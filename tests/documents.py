@@ -11,7 +11,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.ingest.parsing import _lines, read_text
+from assistant.ingest.parsing import _lines
+from assistant.ingest.readers import read_text
 
 
 @dataclass
@@ -45,10 +46,13 @@ def layout(path: Path) -> Layout:
                 title = ""
         elif cells[0].isdigit() and tables:
             tables[-1].rows.append(tuple(shown(c) for c in cells))
-        elif len(cells) == 1 and tables:
-            title = cells[0]
-        elif len(cells) == 1 and "清单" in cells[0] and "县" in cells[0] and any(
-            w in cells[0] for w in ("基本", "配合", "收回")
+        elif (
+            len(cells) == 1
+            and tables
+            or len(cells) == 1
+            and "清单" in cells[0]
+            and "县" in cells[0]
+            and any(w in cells[0] for w in ("基本", "配合", "收回"))
         ):
             title = cells[0]
         elif not tables and not title:

@@ -39,8 +39,9 @@ class Server:
 
     def __init__(self, app):
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -68,10 +69,13 @@ def run_cli(args, home: Path, **env) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def open_server(assistant, built_settings, tmp_path_factory):
     """No keys, loopback: the API and the web app, as `serve` builds them."""
-    settings = built_settings.model_copy(update={
-        "api_keys_file": tmp_path_factory.mktemp("open") / "access.json", "api_rate_limit": "10000/minute",
-        "api_max_body_bytes": 4096,
-    })
+    settings = built_settings.model_copy(
+        update={
+            "api_keys_file": tmp_path_factory.mktemp("open") / "access.json",
+            "api_rate_limit": "10000/minute",
+            "api_max_body_bytes": 4096,
+        }
+    )
     with Server(create_app(assistant, settings)) as server:
         yield server
 
@@ -137,8 +141,11 @@ def test_chat_completion_carries_markers_and_structured_citations(client):
 
 
 def test_streamed_chat_ends_with_citations_then_done(client, http):
-    chunks = list(client.chat.completions.create(
-        model="duty-assistant", messages=[{"role": "user", "content": SLAUGHTER}], stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="duty-assistant", messages=[{"role": "user", "content": SLAUGHTER}], stream=True
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert "〔二工镇·配合履职·第22项〕" in text
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -176,10 +183,14 @@ def test_follow_up_in_a_two_turn_conversation_cites_the_other_township(client):
 
 
 def test_content_parts_and_system_messages_are_accepted(client):
-    response = client.chat.completions.create(model="duty-assistant", messages=[
-        {"role": "system", "content": "你是助手"},
-        {"role": "user", "content": [{"type": "text", "text": SLAUGHTER}]},
-    ], temperature=0.3)
+    response = client.chat.completions.create(
+        model="duty-assistant",
+        messages=[
+            {"role": "system", "content": "你是助手"},
+            {"role": "user", "content": [{"type": "text", "text": SLAUGHTER}]},
+        ],
+        temperature=0.3,
+    )
     assert response.model_extra["citations"][0]["number"] == 22
 
 
@@ -231,7 +242,9 @@ def test_item_list_is_complete_and_paginated(http, items):
     wanted = [i.id for i in items if i.town == "二工镇" and i.list.value == "coordinated"]
     seen, offset, pages = [], 0, 0
     while offset is not None:
-        page = http.get("/v1/items", params={"town": "二工镇", "list": "coordinated", "limit": 7, "offset": offset}).json()
+        page = http.get(
+            "/v1/items", params={"town": "二工镇", "list": "coordinated", "limit": 7, "offset": offset}
+        ).json()
         assert page["total"] == len(wanted) and len(page["items"]) <= 7
         seen += [i["id"] for i in page["items"]]
         offset, pages = page["next_offset"], pages + 1
@@ -248,8 +261,9 @@ def test_item_list_filters_by_category_and_department_spelling(http, items):
     full = http.get("/v1/items", params={"department": "吉木萨尔县水利局", "limit": 500}).json()
     short = http.get("/v1/items", params={"department": "水利局", "limit": 500}).json()
     assert full["total"] > 0 and [i["id"] for i in full["items"]] == [i["id"] for i in short["items"]]
-    assert all(any("水利" in d for d in i["departments"] + [r["department"] for r in i["receivers"]])
-               for i in full["items"])
+    assert all(
+        any("水利" in d for d in i["departments"] + [r["department"] for r in i["receivers"]]) for i in full["items"]
+    )
 
 
 # -- operations ----------------------------------------------------------------------------------
@@ -280,9 +294,14 @@ def test_metrics_count_requests_latency_and_answers(http):
     http.post("/v1/ask", json={"question": "明天天气怎么样"})
     after = http.get("/metrics")
     assert after.headers["content-type"].startswith("text/plain")
-    assert metric(after.text, "duty_http_requests_total", **route) == metric(before, "duty_http_requests_total", **route) + 1
+    assert (
+        metric(after.text, "duty_http_requests_total", **route)
+        == metric(before, "duty_http_requests_total", **route) + 1
+    )
     abstained = {"generator": "extractive", "abstained": "true"}
-    assert metric(after.text, "duty_answers_total", **abstained) == metric(before, "duty_answers_total", **abstained) + 1
+    assert (
+        metric(after.text, "duty_answers_total", **abstained) == metric(before, "duty_answers_total", **abstained) + 1
+    )
     assert metric(after.text, "duty_http_request_seconds_count", route="/v1/ask") >= 1
     assert metric(after.text, "duty_http_request_seconds_bucket", route="/v1/ask", le="+Inf") >= 1
     assert "duty_llm_fallbacks_total" in after.text
@@ -324,23 +343,26 @@ def test_malformed_json(http):
     error_of(response, 400, "body")
 
 
-@pytest.mark.parametrize("path, body, param", [
-    ("/v1/ask", {"question": 123}, "question"),
-    ("/v1/ask", {"question": ["列出"]}, "question"),
-    ("/v1/ask", {}, "question"),
-    ("/v1/ask", {"question": "x", "towns": "二工镇"}, "towns"),
-    ("/v1/ask", {"question": "x", "lists": ["基本"]}, "lists[0]"),
-    ("/v1/ask", {"question": "x", "history": [5]}, "history[0]"),
-    ("/v1/ask", {"question": "x", "use_llm": "yes"}, "use_llm"),
-    ("/v1/ask", {"question": "x", "colour": "red"}, "colour"),
-    ("/v1/ask", ["question"], "body"),
-    ("/v1/chat/completions", {"messages": "你好"}, "messages"),
-    ("/v1/chat/completions", {"messages": []}, "messages"),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": 7}]}, "messages[0].content"),
-    ("/v1/chat/completions", {"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role"),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "stream": "yes"}, "stream"),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "model": 3}, "model"),
-])
+@pytest.mark.parametrize(
+    "path, body, param",
+    [
+        ("/v1/ask", {"question": 123}, "question"),
+        ("/v1/ask", {"question": ["列出"]}, "question"),
+        ("/v1/ask", {}, "question"),
+        ("/v1/ask", {"question": "x", "towns": "二工镇"}, "towns"),
+        ("/v1/ask", {"question": "x", "lists": ["基本"]}, "lists[0]"),
+        ("/v1/ask", {"question": "x", "history": [5]}, "history[0]"),
+        ("/v1/ask", {"question": "x", "use_llm": "yes"}, "use_llm"),
+        ("/v1/ask", {"question": "x", "colour": "red"}, "colour"),
+        ("/v1/ask", ["question"], "body"),
+        ("/v1/chat/completions", {"messages": "你好"}, "messages"),
+        ("/v1/chat/completions", {"messages": []}, "messages"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": 7}]}, "messages[0].content"),
+        ("/v1/chat/completions", {"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "stream": "yes"}, "stream"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "model": 3}, "model"),
+    ],
+)
 def test_wrong_types_name_the_field(http, path, body, param):
     error_of(http.post(path, json=body), 400, param)
 
@@ -381,8 +403,9 @@ def test_body_over_the_size_limit(http):
 
 
 def test_wrong_content_type(http):
-    response = http.post("/v1/ask", content=json.dumps({"question": SLAUGHTER}).encode(),
-                         headers={"content-type": "text/plain"})
+    response = http.post(
+        "/v1/ask", content=json.dumps({"question": SLAUGHTER}).encode(), headers={"content-type": "text/plain"}
+    )
     error_of(response, 415, "Content-Type")
     error_of(http.post("/v1/ask", data={"question": SLAUGHTER}), 415, "Content-Type")
 
@@ -409,15 +432,18 @@ def test_wrong_or_missing_key_is_401(keyed_server, keys):
     with pytest.raises(openai.AuthenticationError):
         wrong.models.list()
     right = openai.OpenAI(base_url=keyed_server.url + "/v1", api_key=made["值班室"], max_retries=0)
-    assert right.chat.completions.create(model="duty-assistant", messages=[{"role": "user", "content": SLAUGHTER}]
-                                         ).model_extra["citations"]
+    assert right.chat.completions.create(
+        model="duty-assistant", messages=[{"role": "user", "content": SLAUGHTER}]
+    ).model_extra["citations"]
     assert httpx.get(keyed_server.url + "/healthz").status_code == 200  # probes need no key
 
 
 def test_burst_over_the_limit_is_429_with_retry_after_per_key(keyed_server, keys):
     _, made = keys
-    burst = [httpx.get(keyed_server.url + "/v1/models", headers={"Authorization": f"Bearer {made['hotline']}"})
-             for _ in range(8)]
+    burst = [
+        httpx.get(keyed_server.url + "/v1/models", headers={"Authorization": f"Bearer {made['hotline']}"})
+        for _ in range(8)
+    ]
     assert [r.status_code for r in burst] == [200] * 5 + [429] * 3
     error = error_of(burst[-1], 429)
     assert error["type"] == "rate_limit_error"
@@ -447,8 +473,12 @@ def test_serve_refuses_a_public_bind_without_keys(tmp_path):
 
 def test_serve_runs_and_shuts_down_gracefully(built_settings):
     port = free_port()
-    environment = {**os.environ, "DUTY_HOME": str(built_settings.home), "HF_HUB_OFFLINE": "1",
-                   "DUTY_API_KEYS_FILE": str(built_settings.home / "no-keys.json")}
+    environment = {
+        **os.environ,
+        "DUTY_HOME": str(built_settings.home),
+        "HF_HUB_OFFLINE": "1",
+        "DUTY_API_KEYS_FILE": str(built_settings.home / "no-keys.json"),
+    }
     process = subprocess.Popen(CLI + ["serve", "--port", str(port)], env=environment, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -478,30 +508,43 @@ def test_serve_runs_and_shuts_down_gracefully(built_settings):
 
 
 def test_llm_answers_stream_with_validated_citations_and_fallbacks_are_counted(assistant, built_settings, tmp_path):
-    from assistant.service import Assistant
     from openai_stub import OpenAIStub, Reply, markers
 
+    from assistant.service import Assistant
+
     with OpenAIStub() as stub:
-        settings = built_settings.model_copy(update={
-            "llm_base_url": stub.url, "llm_model": "stub-model", "llm_timeout": 1.5, "llm_max_retries": 0,
-            "api_keys_file": tmp_path / "access.json",
-        })
+        settings = built_settings.model_copy(
+            update={
+                "llm_base_url": stub.url,
+                "llm_model": "stub-model",
+                "llm_timeout": 1.5,
+                "llm_max_retries": 0,
+                "api_keys_file": tmp_path / "access.json",
+            }
+        )
         with Server(create_app(Assistant(assistant.kb, settings), settings, web=False)) as server:
             client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
-            stub.script(lambda request: Reply(f"乡镇要及时劝说制止{markers(request)[0]}，另见〔二工镇·配合履职·第999项〕。"))
-            chunks = list(client.chat.completions.create(
-                model="duty-assistant", messages=[{"role": "user", "content": SLAUGHTER}], stream=True))
+            stub.script(
+                lambda request: Reply(f"乡镇要及时劝说制止{markers(request)[0]}，另见〔二工镇·配合履职·第999项〕。")
+            )
+            chunks = list(
+                client.chat.completions.create(
+                    model="duty-assistant", messages=[{"role": "user", "content": SLAUGHTER}], stream=True
+                )
+            )
             text = "".join(c.choices[0].delta.content or "" for c in chunks)
             final = chunks[-1].model_extra
             assert final["generator"] == "llm" and "劝说制止〔" in text and "第999项" not in text
             assert final["invalid_citations"] == ["二工镇:coordinated:999"]
             assert [f"〔{c['town']}·" in text for c in final["citations"]] == [True] * len(final["citations"])
             stub.script(Reply(raw="this is not json"))
-            fallback = client.chat.completions.create(model="duty-assistant",
-                                                      messages=[{"role": "user", "content": SLAUGHTER}])
+            fallback = client.chat.completions.create(
+                model="duty-assistant", messages=[{"role": "user", "content": SLAUGHTER}]
+            )
             assert fallback.model_extra["generator"] == "extractive" and fallback.model_extra["citations"]
-            off = client.chat.completions.create(model="duty-assistant", extra_body={"use_llm": False},
-                                                 messages=[{"role": "user", "content": SLAUGHTER}])
+            off = client.chat.completions.create(
+                model="duty-assistant", extra_body={"use_llm": False}, messages=[{"role": "user", "content": SLAUGHTER}]
+            )
             assert off.model_extra["generator"] == "extractive"
             assert metric(httpx.get(server.url + "/metrics").text, "duty_llm_fallbacks_total") == 1
 

@@ -10,16 +10,16 @@ import subprocess
 import sys
 
 import pytest
+from openai_stub import OpenAIStub, Reply, all_text, markers, user_text
 
 from assistant.answering.answer import Answer, compose
 from assistant.answering.chain import NOTE_INCONSISTENT, NOTE_NO_ROOM, NOTE_UNAVAILABLE, NOTE_UNCITED, pack
 from assistant.answering.citations import MARKER
 from assistant.answering.followup import Turn
 from assistant.answering.pipeline import NOTE_NO_LLM
-from assistant.service import Assistant
 from assistant.answering.tokens import TokenCounter
+from assistant.service import Assistant
 from prompts import load
-from openai_stub import OpenAIStub, Reply, all_text, markers, user_text
 
 SLAUGHTER = "二工镇有人在家里私自宰羊卖肉，镇里该干点啥？"
 ENUMERATION = "半截沟镇收回到县住建局的事项有哪些？"
@@ -94,7 +94,9 @@ def test_invalid_citations_are_removed_and_reported(llm, stub):
 
     def reply(request):
         given.extend(markers(request))
-        return Reply(f"要劝说制止{markers(request)[0]}。另见〔二工镇·配合履职·第999项〕和【半截沟镇·配合履职·第22项】。")
+        return Reply(
+            f"要劝说制止{markers(request)[0]}。另见〔二工镇·配合履职·第999项〕和【半截沟镇·配合履职·第22项】。"
+        )
 
     stub.script(reply)
     answer = llm.ask(SLAUGHTER)
@@ -282,7 +284,11 @@ def test_no_llm_flag_skips_a_configured_model(llm, stub):
 def run_cli(args: list[str], home, stdin: str = "", **env) -> subprocess.CompletedProcess:
     environment = {**os.environ, "DUTY_HOME": str(home), "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **env}
     return subprocess.run(
-        [sys.executable, "-m", "ui.cli", *args], input=stdin, capture_output=True, text=True, env=environment,
+        [sys.executable, "-m", "ui.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
         timeout=300,
     )
 

@@ -13,8 +13,8 @@ import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
 
-from assistant.index import server as shared_index
 from assistant.index import IngestLocked, ingest
+from assistant.index import server as shared_index
 from assistant.service import Assistant
 from assistant.settings import CORPUS_DIR, Settings
 from embeddings.cached import CachedEmbedder
@@ -34,10 +34,12 @@ def server(tmp_path_factory):
     chroma = Path(sys.executable).parent / "chroma"
     port = _free_port()
     data = tmp_path_factory.mktemp("chroma-server")
-    log = open(data.parent / "chroma-server.log", "wb")
+    log = open(data.parent / "chroma-server.log", "wb")  # noqa: SIM115 - closed after the server stops
     process = subprocess.Popen(
         [str(chroma), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
     )
     try:
         client = _wait_for(process, port, data.parent / "chroma-server.log")
@@ -113,7 +115,9 @@ def test_an_ingest_by_one_instance_reaches_the_other(first, server, tmp_path_fac
     source = next(p for p in CORPUS_DIR.glob("*.txt") if p.stem == town)
     item = next(i for i in before.kb.items if i.town == town and i.list.value == "basic")
     edited = tmp_path_factory.mktemp("edited") / source.name
-    edited.write_text(source.read_text(encoding="utf-8").replace(item.title, item.title + "（修订）", 1), encoding="utf-8")
+    edited.write_text(
+        source.read_text(encoding="utf-8").replace(item.title, item.title + "（修订）", 1), encoding="utf-8"
+    )
 
     report = ingest([edited], other, embedder=cached_embedder)
     assert (report.changed, report.added, report.removed, report.embedded) == (1, 0, 0, 1)
@@ -123,15 +127,17 @@ def test_an_ingest_by_one_instance_reaches_the_other(first, server, tmp_path_fac
     assert after.kb.by_id[item.id].title == item.title + "（修订）"
     prefix = shared_index.collection_name("")
     names = {c if isinstance(c, str) else c.name for c in server[1].list_collections()}
-    generations = {n[len(prefix):] for n in names if n.startswith(prefix)}
+    generations = {n[len(prefix) :] for n in names if n.startswith(prefix)}
     assert generations == {before.kb.folder.name, report.generation}  # live + the one it replaced
     assert before.ask(QUESTION).citations  # an instance still on the old generation keeps answering
 
 
 def test_concurrent_ingest_across_instances_is_refused(first, server, tmp_path_factory):
     other = _instance(tmp_path_factory, server[0], "instance-d")
-    with shared_index.lease(first):
-        with pytest.raises(IngestLocked, match="another ingest is running on the Chroma server"):
-            ingest(other.corpus, other)
+    with (
+        shared_index.lease(first),
+        pytest.raises(IngestLocked, match="another ingest is running on the Chroma server"),
+    ):
+        ingest(other.corpus, other)
     with shared_index.lease(other):  # released: taken again
         pass

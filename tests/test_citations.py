@@ -17,7 +17,13 @@ GIVEN = {i.id: i for i in (item("二工镇", ListKind.COORDINATED, 22), item("�
 
 @pytest.mark.parametrize(
     "marker",
-    ["〔二工镇·配合履职·第22项〕", "【二工镇·配合履职·第22项】", "[[二工镇:coordinated:22]]", "〔二工镇・配合履职事项・22〕", "[二工镇, 配合, 第22项]"],
+    [
+        "〔二工镇·配合履职·第22项〕",
+        "【二工镇·配合履职·第22项】",
+        "[[二工镇:coordinated:22]]",
+        "〔二工镇・配合履职事项・22〕",
+        "[二工镇, 配合, 第22项]",
+    ],
 )
 def test_marker_forms_map_to_the_item(marker):
     checked = check(f"要劝说制止{marker}。", GIVEN)
@@ -57,6 +63,8 @@ def test_filter_never_shows_an_invalid_marker():
 
 
 def test_filter_releases_a_bracket_that_starts_no_marker():
-    shown, final = stream(["注意[", "这不是引用，而是一段很长的补充说明，超过了引用标记可能的最大长度，所以应当尽快显示出来"])
+    shown, final = stream(
+        ["注意[", "这不是引用，而是一段很长的补充说明，超过了引用标记可能的最大长度，所以应当尽快显示出来"]
+    )
     assert shown[0] == "注意" and "".join(shown) == final
     assert len(shown) == 2  # released before the end, not held until finish

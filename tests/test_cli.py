@@ -52,7 +52,10 @@ def test_ask_builds_the_index_on_first_use(tmp_path):
 
 def test_ingest_reports_bad_files_and_exits_nonzero(tmp_path):
     bad = tmp_path / "乙乡.txt"
-    bad.write_text("某某县乙乡\n履职事项清单\n某某县乙乡基本履职事项清单\n序号\t事项类别\t事项名称\n2\t民生服务\t编号错了\n", encoding="utf-8")
+    bad.write_text(
+        "某某县乙乡\n履职事项清单\n某某县乙乡基本履职事项清单\n序号\t事项类别\t事项名称\n2\t民生服务\t编号错了\n",
+        encoding="utf-8",
+    )
     result = run(["ingest", str(bad)], tmp_path / "home")
     assert result.returncode == 1
     assert f"{bad}:5" in result.stderr and "out of order" in result.stderr

@@ -10,12 +10,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from documents import NEW_DUTY, NEW_ITEM, changed_ergong
+from test_ui import CHROMIUM, CHROMIUM_ARGS, NO_PROXY, _ask, _free_port
 
 from assistant.index import open_index
 from assistant.service import Assistant
 from assistant.settings import CORPUS_DIR, Settings
-from documents import NEW_DUTY, NEW_ITEM, changed_ergong
-from test_ui import CHROMIUM, CHROMIUM_ARGS, NO_PROXY, _ask, _free_port
 from ui.app import build_app, launch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +90,10 @@ def test_admin_previews_publishes_and_rolls_back(browser, data_server, data_sett
     assert NEW_ITEM in rows.nth(0).inner_text()
     assert "乡镇配合职责" in rows.nth(1).inner_text() and "配合履职第22项" in rows.nth(1).inner_text()
     assert "配合履职第102项" in rows.nth(2).inner_text() and "收回事项第31项" in rows.nth(2).inner_text()
-    assert "吉木萨尔县二工镇：基本履职 110 项，配合履职 101 项，收回事项 31 项" in page.locator("#data-preview").inner_text()
+    assert (
+        "吉木萨尔县二工镇：基本履职 110 项，配合履职 101 项，收回事项 31 项"
+        in page.locator("#data-preview").inner_text()
+    )
     assert open_index(data_settings).generation == old_generation  # a preview publishes nothing
     rows.nth(1).locator("details summary").click()
     page.wait_for_timeout(300)
@@ -137,8 +140,9 @@ def _call(url: str, fn_index: int, trigger: int, data: list) -> list:
     import urllib.request
 
     session = uuid.uuid4().hex
-    body = json.dumps({"data": data, "fn_index": fn_index, "trigger_id": trigger, "session_hash": session,
-                       "event_data": None}).encode()
+    body = json.dumps(
+        {"data": data, "fn_index": fn_index, "trigger_id": trigger, "session_hash": session, "event_data": None}
+    ).encode()
     request = urllib.request.Request(f"{url}/gradio_api/queue/join", body, {"Content-Type": "application/json"})
     NO_PROXY.open(request, timeout=10).read()
     with NO_PROXY.open(f"{url}/gradio_api/queue/data?session_hash={session}", timeout=60) as stream:

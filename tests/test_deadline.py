@@ -14,11 +14,11 @@ import threading
 import time
 
 import pytest
+from openai_stub import OpenAIStub, Reply, markers
 
 from assistant.answering.chain import NOTE_DEADLINE, NOTE_TOO_LONG, ModelFailure, bounded
 from assistant.answering.followup import Turn
 from assistant.service import Assistant
-from openai_stub import OpenAIStub, Reply, markers
 
 QUESTION = "二工镇有人在家里私自宰羊卖肉，镇里该干点啥？"
 DEADLINE = 2.0
@@ -41,10 +41,16 @@ def fresh_script(stub):
 @pytest.fixture(scope="module")
 def llm(assistant, stub) -> Assistant:
     """A configured model with a short deadline, and timeouts/retries that alone would take far longer."""
-    settings = assistant.settings.model_copy(update={
-        "llm_base_url": stub.url, "llm_model": "stub-model", "llm_timeout": 30.0, "llm_max_retries": 3,
-        "llm_deadline": DEADLINE, "llm_max_chars": 500,
-    })
+    settings = assistant.settings.model_copy(
+        update={
+            "llm_base_url": stub.url,
+            "llm_model": "stub-model",
+            "llm_timeout": 30.0,
+            "llm_max_retries": 3,
+            "llm_deadline": DEADLINE,
+            "llm_max_chars": 500,
+        }
+    )
     return Assistant(assistant.kb, settings)
 
 
@@ -59,7 +65,9 @@ NEVER = Reply("迟到的回答", delay=60)
 RUNAWAY = Reply("很长" * 20_000, pieces=["很长" * 100] * 200)  # ignores max_tokens
 
 
-@pytest.mark.parametrize("reply", [FOREVER, NEVER, RUNAWAY], ids=["streams-forever", "never-answers", "ignores-max-tokens"])
+@pytest.mark.parametrize(
+    "reply", [FOREVER, NEVER, RUNAWAY], ids=["streams-forever", "never-answers", "ignores-max-tokens"]
+)
 @pytest.mark.parametrize("streaming", [True, False], ids=["stream", "ask"])
 def test_every_answer_arrives_within_the_deadline(llm, stub, reply, streaming):
     offline = llm.ask(QUESTION, use_llm=False)
@@ -114,11 +122,22 @@ def test_the_json_stream_is_not_blocked_by_a_stuck_model(built_settings, stub):
     """`ask --json -`: a question whose model never finishes must not hold the next lines."""
     stub.fallback = lambda request: FOREVER
     try:
-        env = {**os.environ, "DUTY_HOME": str(built_settings.home), "HF_HUB_OFFLINE": "1",
-               "DUTY_LLM_BASE_URL": stub.url, "DUTY_LLM_DEADLINE": str(DEADLINE)}
+        env = {
+            **os.environ,
+            "DUTY_HOME": str(built_settings.home),
+            "HF_HUB_OFFLINE": "1",
+            "DUTY_LLM_BASE_URL": stub.url,
+            "DUTY_LLM_DEADLINE": str(DEADLINE),
+        }
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "ui.cli", "ask", "--json", "-"],
-                                input=f"{QUESTION}\n{QUESTION}\n", capture_output=True, text=True, env=env, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "ui.cli", "ask", "--json", "-"],
+            input=f"{QUESTION}\n{QUESTION}\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         elapsed = time.monotonic() - started
     finally:
         stub.fallback = OpenAIStub.fallback

@@ -8,14 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from documents import layout, write_docx, write_text
 from typer.testing import CliRunner
 
-from ui.cli import app
-from assistant.ingest.diff import diff_documents
 from assistant.index import ingest, open_index
+from assistant.ingest.diff import diff_documents
 from assistant.ingest.parsing import ParseError, parse_file
 from assistant.settings import CORPUS_DIR, Settings
-from documents import layout, write_docx, write_text
+from ui.cli import app
 
 TOWN = "二工镇"
 
@@ -41,8 +41,16 @@ def versions(tmp_path_factory) -> tuple[Path, Path, dict]:
     coordinated.rows = _renumber(coordinated.rows)
     withdrawn.rows.append((str(len(withdrawn.rows) + 1), moved[1], moved[2], f"{moved[3].split('、')[0]}： 直接负责"))
     new = write_docx(doc, folder / "new.docx")
-    return old, new, {"removed": removed[2], "added": "组织开展新设立的基层网格化服务管理工作",
-                      "changed": coordinated.rows[4][2], "moved": moved[2]}
+    return (
+        old,
+        new,
+        {
+            "removed": removed[2],
+            "added": "组织开展新设立的基层网格化服务管理工作",
+            "changed": coordinated.rows[4][2],
+            "moved": moved[2],
+        },
+    )
 
 
 def test_diff_finds_each_kind_of_change(versions):
@@ -59,7 +67,10 @@ def test_diff_finds_each_kind_of_change(versions):
     assert {c.new.list.value for c in changes.renumbered} == {"basic", "coordinated"}
     assert all(c.old.title == c.new.title for c in changes.renumbered)
     total_old = len(parse_file(old).items)
-    assert changes.unchanged + len(changes.renumbered) + len(changes.changed) + len(changes.moved) + len(changes.removed) == total_old
+    assert (
+        changes.unchanged + len(changes.renumbered) + len(changes.changed) + len(changes.moved) + len(changes.removed)
+        == total_old
+    )
 
 
 def test_a_list_against_itself_has_no_changes():
@@ -103,7 +114,9 @@ def test_reingesting_a_newer_version_replaces_that_townships_items(versions, bui
     assert report.ok
     after = open_index(settings)
     expected = parse_file(new).items
-    assert [i for i in after.items if i.town == TOWN] == sorted(expected, key=lambda i: (list(type(i.list)).index(i.list), i.number))
+    assert [i for i in after.items if i.town == TOWN] == sorted(
+        expected, key=lambda i: (list(type(i.list)).index(i.list), i.number)
+    )
     assert [i for i in after.items if i.town != TOWN] == others
     old_hash = {i.id: i.content_hash for i in before.items}
     assert report.embedded == sum(old_hash.get(i.id) != i.content_hash for i in expected)

@@ -110,9 +110,7 @@ def minilm_path() -> Iterator[str]:
 
 def test_sentence_transformers_loads_local_model_offline(minilm_path: str) -> None:
     embedder = load_embedder("sentence-transformers", minilm_path)
-    documents = embedder.embed_documents(
-        ["How to renew a passport", "Slaughterhouse hygiene inspection"]
-    )
+    documents = embedder.embed_documents(["How to renew a passport", "Slaughterhouse hygiene inspection"])
     query = embedder.embed_query("passport renewal procedure")
 
     assert embedder.name == f"sentence-transformers:{minilm_path}"
@@ -127,12 +125,8 @@ def test_sentence_transformers_loads_local_model_offline(minilm_path: str) -> No
 
 def test_sentence_transformers_prepends_side_specific_prefixes(minilm_path: str) -> None:
     plain = load_embedder("sentence-transformers", minilm_path)
-    prefixed = load_embedder(
-        "sentence-transformers", minilm_path, query_prefix="query: ", document_prefix="passage: "
-    )
-    np.testing.assert_allclose(
-        prefixed.embed_query("fire safety"), plain.embed_query("query: fire safety"), atol=1e-5
-    )
+    prefixed = load_embedder("sentence-transformers", minilm_path, query_prefix="query: ", document_prefix="passage: ")
+    np.testing.assert_allclose(prefixed.embed_query("fire safety"), plain.embed_query("query: fire safety"), atol=1e-5)
     np.testing.assert_allclose(
         prefixed.embed_documents(["fire safety"]),
         plain.embed_documents(["passage: fire safety"]),
@@ -172,12 +166,8 @@ def new_client(path: str) -> chromadb.ClientAPI:
     return chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
 
 
-def test_chroma_reopened_collection_rebuilds_our_function(
-    tmp_path: Path, no_default_embedding: None
-) -> None:
-    collection = new_client(str(tmp_path)).create_collection(
-        "duties", embedding_function=ChromaEmbeddingFunction()
-    )
+def test_chroma_reopened_collection_rebuilds_our_function(tmp_path: Path, no_default_embedding: None) -> None:
+    collection = new_client(str(tmp_path)).create_collection("duties", embedding_function=ChromaEmbeddingFunction())
     collection.add(ids=list(DUTY_ITEMS), documents=list(DUTY_ITEMS.values()))
     assert collection.configuration["hnsw"]["space"] == "cosine"
 
@@ -194,12 +184,8 @@ def test_chroma_reopened_collection_rebuilds_our_function(
     assert result["ids"] == [["slaughter"]]
 
 
-def test_chroma_embeds_query_texts_on_the_query_side(
-    tmp_path: Path, e5: Embedder, no_default_embedding: None
-) -> None:
-    collection = new_client(str(tmp_path)).create_collection(
-        "duties", embedding_function=ChromaEmbeddingFunction()
-    )
+def test_chroma_embeds_query_texts_on_the_query_side(tmp_path: Path, e5: Embedder, no_default_embedding: None) -> None:
+    collection = new_client(str(tmp_path)).create_collection("duties", embedding_function=ChromaEmbeddingFunction())
     collection.add(ids=["slaughter"], documents=[SLAUGHTER])
     question = "村里有人私自宰羊"
 
@@ -212,12 +198,8 @@ def test_chroma_embeds_query_texts_on_the_query_side(
     assert distance == pytest.approx(query_side, abs=1e-4)
 
 
-def test_chroma_refuses_to_switch_embedder_of_a_collection(
-    tmp_path: Path, no_default_embedding: None
-) -> None:
-    collection = new_client(str(tmp_path)).create_collection(
-        "duties", embedding_function=ChromaEmbeddingFunction()
-    )
+def test_chroma_refuses_to_switch_embedder_of_a_collection(tmp_path: Path, no_default_embedding: None) -> None:
+    collection = new_client(str(tmp_path)).create_collection("duties", embedding_function=ChromaEmbeddingFunction())
     other = ChromaEmbeddingFunction("sentence-transformers", "some/other-model")
     with pytest.raises(ValueError, match="cannot change the embedder"):
         collection.modify(configuration={"embedding_function": other})

@@ -6,10 +6,10 @@ import json
 from collections import Counter
 
 import pytest
+from openai_stub import OpenAIStub, Reply, markers
 from typer.testing import CliRunner
 
 from assistant.answering.answer import Answer
-from ui.cli import app
 from assistant.ingest.parsing import parse_paths
 from assistant.service import Assistant
 from assistant.settings import CORPUS_DIR, Settings
@@ -20,11 +20,13 @@ from eval.metrics import Outcome, Scored, aggregate, lookup, score, summarize
 from eval.questions import Question, QuestionError, load_questions
 from eval.report import history, latest_report, load_reference, previous_run, write_report
 from eval.runner import AssistantSystem, evaluate, run_system
-from openai_stub import OpenAIStub, Reply, markers
+from ui.cli import app
 
 
 def q(kind="single", gold=("a",), match="any", **more) -> Question:
-    return Question(id=more.pop("id", "x1"), split="dev", kind=kind, question="问？", gold=tuple(gold), match=match, **more)
+    return Question(
+        id=more.pop("id", "x1"), split="dev", kind=kind, question="问？", gold=tuple(gold), match=match, **more
+    )
 
 
 # -- question set ------------------------------------------------------------------------------
@@ -41,15 +43,26 @@ def test_question_set_loads_with_both_splits_and_every_kind():
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"id": "q1", "split": "dev", "kind": "single", "question": "问", "gold": ["a"], "match": "any"}', "facts: missing"),
-        ('{"id": "q1", "split": "val", "kind": "single", "question": "问", "gold": ["a"], "match": "any", "facts": []}',
-         "split: 'val'"),
-        ('{"id": "q1", "split": "dev", "kind": "count", "question": "问", "gold": [], "match": "all", "facts": []}',
-         "count: missing"),
-        ('{"id": "q1", "split": "dev", "kind": "out_of_scope", "question": "问", "gold": ["a"], "match": "any", "facts": []}',
-         "gold: must be empty"),
-        ('{"id": "q1", "split": "dev", "kind": "single", "question": "问", "gold": "a", "match": "any", "facts": []}',
-         "gold: expected list"),
+        (
+            '{"id": "q1", "split": "dev", "kind": "single", "question": "问", "gold": ["a"], "match": "any"}',
+            "facts: missing",
+        ),
+        (
+            '{"id": "q1", "split": "val", "kind": "single", "question": "问", "gold": ["a"], "match": "any", "facts": []}',
+            "split: 'val'",
+        ),
+        (
+            '{"id": "q1", "split": "dev", "kind": "count", "question": "问", "gold": [], "match": "all", "facts": []}',
+            "count: missing",
+        ),
+        (
+            '{"id": "q1", "split": "dev", "kind": "out_of_scope", "question": "问", "gold": ["a"], "match": "any", "facts": []}',
+            "gold: must be empty",
+        ),
+        (
+            '{"id": "q1", "split": "dev", "kind": "single", "question": "问", "gold": "a", "match": "any", "facts": []}',
+            "gold: expected list",
+        ),
         ("{not json", "not valid JSON"),
     ],
 )
@@ -142,7 +155,9 @@ def test_regressions_respect_tolerance_and_direction():
 def test_floors_parse_and_judge():
     bounds = parse_bounds(["citation_hit=0.9", "false_abstention=0.05", "enumeration.set_f1=1"])
     assert [b.key for b in unmet(_summary(citation_hit=0.95, false_abstention=0.1), bounds)] == [
-        "false_abstention", "enumeration.set_f1"]
+        "false_abstention",
+        "enumeration.set_f1",
+    ]
     assert Bound("citation_hit", 0.9).sign == ">=" and Bound("false_abstention", 0.1).sign == "<="
     for spec in ("citation_hit", "bogus=1", "citation_hit=high"):
         with pytest.raises(ValueError):
@@ -271,7 +286,9 @@ def test_reports_are_written_and_readable(dev_run, tmp_path):
 def test_eval_command_writes_reports_compares_and_gates(built_settings, tmp_path, monkeypatch):
     monkeypatch.setenv("DUTY_HOME", str(built_settings.home))
     monkeypatch.setenv("DUTY_REPORTS_DIR", str(tmp_path))
-    sample = [q for q in load_questions(split="dev") if q.kind in ("single", "number", "out_of_scope", "follow_up")][::4]
+    sample = [q for q in load_questions(split="dev") if q.kind in ("single", "number", "out_of_scope", "follow_up")][
+        ::4
+    ]
     questions = tmp_path / "sample.jsonl"
     questions.write_text("".join(json.dumps(q.to_dict(), ensure_ascii=False) + "\n" for q in sample), encoding="utf-8")
     runner = CliRunner()
@@ -280,8 +297,23 @@ def test_eval_command_writes_reports_compares_and_gates(built_settings, tmp_path
     assert "out_of_scope" in first.output and "overall" in first.output and "keyword" in first.output
     assert len(list(tmp_path.glob("eval-*-dev.json"))) == 1 and len(list(tmp_path.glob("eval-*-dev.png"))) == 1
     baseline = tmp_path / "baseline.json"
-    gated = runner.invoke(app, ["eval", "--split", "dev", "--questions", str(questions), "--compare", "--tolerance", "0",
-                                "--fail-under", "citation_hit=1.01", "--save-baseline", str(baseline)])
+    gated = runner.invoke(
+        app,
+        [
+            "eval",
+            "--split",
+            "dev",
+            "--questions",
+            str(questions),
+            "--compare",
+            "--tolerance",
+            "0",
+            "--fail-under",
+            "citation_hit=1.01",
+            "--save-baseline",
+            str(baseline),
+        ],
+    )
     assert gated.exit_code == 1  # the floor is unreachable; the comparison itself is clean
     assert "citation_hit" in gated.output and "退步" not in gated.output
     assert json.loads(baseline.read_text(encoding="utf-8"))["systems"]["ours"]["overall"]["n"] == len(sample)

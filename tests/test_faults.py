@@ -17,16 +17,16 @@ import time
 from pathlib import Path
 
 import pytest
+from documents import cjk_font, layout, write_docx, write_pdf, write_xlsx
 from filelock import FileLock, Timeout
 from typer.testing import CliRunner
 
-from ui.cli import app
 from assistant.index import IngestLocked, ingest, open_index
 from assistant.ingest.parsing import ParseError, parse_paths
 from assistant.ingest.readers import MAX_FILE_BYTES
 from assistant.service import Assistant
 from assistant.settings import CORPUS_DIR, Settings
-from documents import cjk_font, layout, write_docx, write_pdf, write_xlsx
+from ui.cli import app
 
 QUESTION = "秸秆禁烧归谁管"
 SEED = int(os.environ.get("FAULT_SEED", time.time_ns() % 100_000))
@@ -59,7 +59,9 @@ def _start_ingest(home: Path, folder: Path) -> subprocess.Popen:
     env = {**os.environ, "DUTY_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "ui.cli", "ingest", str(folder)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ui.cli import app as cli
 from assistant.feedback import Feedback, FeedbackLog, latest
 from eval.feedback import candidates, export, known_questions
 from eval.questions import load_questions, parse_question
-
+from ui.cli import app as cli
 
 
 def _write_many(path: str, writer: int, count: int) -> None:
@@ -76,8 +75,14 @@ def test_only_downvoted_or_corrected_answers_become_candidates(items):
         Feedback("fixed", "纠正的问题", citations=["二工镇:coordinated:22"], expected=[withdrawn], intent="single"),
         Feedback("oos", "清单外的问题", citations=["二工镇:basic:1"], out_of_scope=True, intent="single"),
         Feedback("count", "有多少项", rating="down", expected=["二工镇:basic:1", "二工镇:basic:2"], intent="count"),
-        Feedback("follow", "那半截沟镇呢？", history=["二工镇私屠滥宰归谁管？"], rating="down",
-                 expected=["半截沟镇:coordinated:22"], intent="single"),
+        Feedback(
+            "follow",
+            "那半截沟镇呢？",
+            history=["二工镇私屠滥宰归谁管？"],
+            rating="down",
+            expected=["半截沟镇:coordinated:22"],
+            intent="single",
+        ),
     ]
     questions, incomplete = candidates(records)
     found = {q["question"]: q for q in questions}
@@ -106,8 +111,16 @@ def test_questions_already_in_the_eval_set_are_skipped():
 def test_cli_export_writes_eval_format(tmp_path, monkeypatch):
     monkeypatch.setenv("DUTY_HOME", str(tmp_path))
     log = FeedbackLog(tmp_path / "feedback.jsonl")
-    log.append(Feedback("a1", "村里修路归谁管？", citations=["二工镇:basic:1"], rating="down", comment="不对",
-                        expected=["二工镇:basic:2"]))
+    log.append(
+        Feedback(
+            "a1",
+            "村里修路归谁管？",
+            citations=["二工镇:basic:1"],
+            rating="down",
+            comment="不对",
+            expected=["二工镇:basic:2"],
+        )
+    )
     log.append(Feedback("a2", "很好的回答", rating="up"))
     log.append(Feedback("a3", "说不清哪里不对", rating="down", comment="太笼统"))
     output = tmp_path / "candidates.jsonl"

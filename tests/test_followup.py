@@ -106,7 +106,9 @@ def test_this_item_refers_to_the_single_cited_item(assistant, catalog):
     first = turn(assistant, "二工镇配合履职事项第22项是什么？")
     (item,) = first.answer.citations
     resolution = resolve("这项县里是哪个部门负责？", [first], catalog)
-    assert resolution.rule == "this" and resolution.question.startswith(f"{item.town}{item.list.label}第{item.number}项")
+    assert resolution.rule == "this" and resolution.question.startswith(
+        f"{item.town}{item.list.label}第{item.number}项"
+    )
     assert [i.id for i in assistant.ask("这项县里是哪个部门负责？", history=[first]).citations] == [item.id]
 
 
@@ -121,7 +123,9 @@ def test_narrowing_carries_the_earlier_filters(assistant, catalog):
     assert resolution.rule == "carry"
     answer = assistant.ask("其中交通运输类的是哪几项？", history=[Turn("二工镇有多少项收回事项？")])
     assert answer.citations
-    assert all(i.town == "二工镇" and i.list is ListKind.WITHDRAWN and "交通运输" in i.category for i in answer.citations)
+    assert all(
+        i.town == "二工镇" and i.list is ListKind.WITHDRAWN and "交通运输" in i.category for i in answer.citations
+    )
 
 
 def test_question_without_a_topic_continues_the_previous_one(assistant, catalog):
@@ -137,7 +141,11 @@ def test_chat_command_resolves_follow_ups_offline(built_settings):
     env.pop("DUTY_LLM_BASE_URL", None)
     done = subprocess.run(
         [sys.executable, "-m", "ui.cli", "chat"],
-        input="二工镇私屠滥宰归谁管？\n那半截沟镇呢？\n\n", capture_output=True, text=True, env=env, timeout=300,
+        input="二工镇私屠滥宰归谁管？\n那半截沟镇呢？\n\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     first = done.stdout.index("〔二工镇·配合履职·第22项〕")

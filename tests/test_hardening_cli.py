@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from ui.cli import app
-from assistant.index import ingest
 from assistant.answering.query import chinese_number, understand
 from assistant.answering.retrieve import EMPTY_QUESTION
+from assistant.index import ingest
 from assistant.settings import Settings
+from ui.cli import app
 
 CLI = [sys.executable, "-m", "ui.cli"]
 NASTY_TITLE = "[/bold]私屠滥宰:100:[link=http://127.0.0.1:9/]点我[/link]"
@@ -48,8 +48,11 @@ def run(args, home: Path, stdin: bytes = b"", **env) -> subprocess.CompletedProc
 # -- item 10: bytes that are not UTF-8 --------------------------------------------------------------
 
 
-LINES = st.lists(st.binary(max_size=30) | st.sampled_from([b"\xff\xfe", b"\xe4\xb8", "殡葬".encode(), b"  ", b"\r"]),
-                 min_size=1, max_size=12)
+LINES = st.lists(
+    st.binary(max_size=30) | st.sampled_from([b"\xff\xfe", b"\xe4\xb8", "殡葬".encode(), b"  ", b"\r"]),
+    min_size=1,
+    max_size=12,
+)
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -114,10 +117,21 @@ def test_markup_and_emoji_codes_in_items_print_as_written(tiny_home):
 # -- item 9: numbers, invisible characters, blank questions -----------------------------------------
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("一万", 10_000), ("一千亿", 10**11), ("一万零一", 10_001), ("两千三百", 2_300), ("十二万三千四百五十六", 123_456),
-    ("一亿二千万", 120_000_000), ("二十二", 22), ("一百零九", 109), ("万", None), ("²", None),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("一万", 10_000),
+        ("一千亿", 10**11),
+        ("一万零一", 10_001),
+        ("两千三百", 2_300),
+        ("十二万三千四百五十六", 123_456),
+        ("一亿二千万", 120_000_000),
+        ("二十二", 22),
+        ("一百零九", 109),
+        ("万", None),
+        ("²", None),
+    ],
+)
 def test_chinese_numbers_keep_every_place_value(text, value):
     assert chinese_number(text) == value
 
@@ -151,8 +165,17 @@ def test_blank_question_at_the_command_line_is_refused(tiny_home):
 
 # -- item 14: configuration errors name the file or variable and the field ---------------------------
 
-COMMANDS = [["ingest"], ["ui"], ["ask", "殡葬"], ["ask", "--json", "殡葬"], ["chat"], ["feedback", "export"],
-            ["eval"], ["show", "甲乡:basic:1"], ["diff", "a.txt", "b.txt"]]
+COMMANDS = [
+    ["ingest"],
+    ["ui"],
+    ["ask", "殡葬"],
+    ["ask", "--json", "殡葬"],
+    ["chat"],
+    ["feedback", "export"],
+    ["eval"],
+    ["show", "甲乡:basic:1"],
+    ["diff", "a.txt", "b.txt"],
+]
 
 
 def _bad_configs(tmp_path: Path) -> list[tuple[dict, str]]:

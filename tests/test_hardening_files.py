@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from documents import Layout, Table, write_docx, write_text
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,6 @@ from assistant.index import ingest, make_embedder, open_index
 from assistant.ingest.parsing import ParseError, parse_file, parse_paths
 from assistant.ingest.readers import Limits
 from assistant.settings import Settings
-from documents import Layout, Table, write_docx, write_text
 
 # Every character str.splitlines() splits on: the class of characters that broke the index.
 LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
@@ -85,15 +85,24 @@ def test_atomic_write_replaces_whole_files_only(tmp_path):
 
 # What a .docx can carry: XML 1.0 characters (no C0 controls but tab/newline/CR, no U+FFFE/F).
 DOCX_TEXT = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\ufffe\uffff",
-                  min_codepoint=0x20) | st.sampled_from(list("\u2028\u2029\x85[]:/")),
-    min_size=1, max_size=30,
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\ufffe\uffff", min_codepoint=0x20)
+    | st.sampled_from(list("\u2028\u2029\x85[]:/")),
+    min_size=1,
+    max_size=30,
 ).filter(lambda t: re.sub(r"<[^>]+>|\s", "", t).strip())
 
 
 def _one_item_list(title: str, category: str) -> Layout:
-    return Layout(cover=[], tables=[Table("某州某县甲镇基本履职事项清单", ("序号", "事项类别", "事项名称"),
-                                          [("1", "民生服务", "固定事项"), ("2", category, title)])])
+    return Layout(
+        cover=[],
+        tables=[
+            Table(
+                "某州某县甲镇基本履职事项清单",
+                ("序号", "事项类别", "事项名称"),
+                [("1", "民生服务", "固定事项"), ("2", category, title)],
+            )
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -296,8 +305,9 @@ def test_a_number_python_calls_a_digit_is_a_clear_error(tmp_path, number):
     folder.mkdir()
     good = _good_list(folder)
     bad = folder / "乙镇.txt"
-    bad.write_text(good.read_text(encoding="utf-8").replace("甲镇", "乙镇").replace("\n2\t", f"\n{number}\t"),
-                   encoding="utf-8")
+    bad.write_text(
+        good.read_text(encoding="utf-8").replace("甲镇", "乙镇").replace("\n2\t", f"\n{number}\t"), encoding="utf-8"
+    )
     documents, errors = parse_paths([folder])
     assert [d.town for d in documents] == ["甲镇"]
     assert len(errors) == 1 and str(errors[0]).startswith(f"{bad}:")

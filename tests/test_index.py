@@ -72,7 +72,9 @@ def test_changed_item_is_reembedded_and_removed_items_deleted(home, tmp_path):
 def test_failed_document_leaves_the_index_intact(home, tmp_path):
     before = current_generation(home)
     broken = tmp_path / "二工镇.txt"
-    broken.write_text(ERGONG.read_text(encoding="utf-8").replace("\n22\t乡村振兴", "\n23\t乡村振兴", 1), encoding="utf-8")
+    broken.write_text(
+        ERGONG.read_text(encoding="utf-8").replace("\n22\t乡村振兴", "\n23\t乡村振兴", 1), encoding="utf-8"
+    )
     report = ingest([broken], home, replace=True)
     assert not report.ok
     assert "out of order" in str(report.errors[0]) and str(broken) in str(report.errors[0])
@@ -107,9 +109,8 @@ def test_crash_before_swap_keeps_the_old_generation(home, monkeypatch):
 def test_concurrent_ingest_is_refused(home):
     from filelock import FileLock
 
-    with FileLock(home.index_dir / "ingest.lock"):
-        with pytest.raises(IngestLocked, match="another ingest is running"):
-            ingest(home.corpus, home)
+    with FileLock(home.index_dir / "ingest.lock"), pytest.raises(IngestLocked, match="another ingest is running"):
+        ingest(home.corpus, home)
 
 
 def test_items_file_round_trips(built_settings):

@@ -34,7 +34,11 @@ def test_cli_refuses_a_bad_model_with_a_message(tmp_path):
     fake.write_bytes(b"GGUF" + b"\0" * 16)
     env = {**os.environ, "DUTY_HOME": str(tmp_path / "home")}
     cli = [sys.executable, "-m", "ui.cli", "llm-server", "--model"]
-    wrong_hash = subprocess.run([*cli, str(fake), "--sha256", "0" * 64], capture_output=True, text=True, env=env, timeout=120)
-    missing = subprocess.run([*cli, str(tmp_path / "absent.gguf")], capture_output=True, text=True, env=env, timeout=120)
+    wrong_hash = subprocess.run(
+        [*cli, str(fake), "--sha256", "0" * 64], capture_output=True, text=True, env=env, timeout=120
+    )
+    missing = subprocess.run(
+        [*cli, str(tmp_path / "absent.gguf")], capture_output=True, text=True, env=env, timeout=120
+    )
     assert wrong_hash.returncode == 2 and "sha256" in wrong_hash.stderr and "Traceback" not in wrong_hash.stderr
     assert missing.returncode == 2 and "模型文件不存在" in missing.stderr and "Traceback" not in missing.stderr

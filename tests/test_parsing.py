@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.items import DutyItem, ListKind, Receiver
 from assistant.ingest.parsing import ParseError, Row, parse_file, parse_rows, split_receivers, split_steps
+from assistant.items import DutyItem, ListKind, Receiver
 from assistant.settings import CORPUS_DIR
 
 ERGONG = CORPUS_DIR / "二工镇.txt"
@@ -60,7 +60,10 @@ def test_coordinated_item_fields(docs):
 def test_departments_split_on_enumeration_comma(docs):
     item = by_id(docs["二工镇"], "coordinated", 15)
     assert item.departments == (
-        "吉木萨尔县民政局", "吉木萨尔县公安局", "吉木萨尔县住房和城乡建设局", "吉木萨尔县卫生健康委员会",
+        "吉木萨尔县民政局",
+        "吉木萨尔县公安局",
+        "吉木萨尔县住房和城乡建设局",
+        "吉木萨尔县卫生健康委员会",
     )
 
 
@@ -94,10 +97,14 @@ def test_repeated_duty_line_is_kept_once_with_a_warning(docs):
         ("（1）宣传；（2）核查", ("宣传", "核查")),
         ('<ol style="list-style-type: none"> 开展宣传； 建立台账； 巡回检查。', ("开展宣传", "建立台账", "巡回检查")),
         ("<p>县水利局：</p> <ol> 防汛巡查； 水工程监管。", ("县水利局：防汛巡查", "县水利局：水工程监管")),
-        ("县自然资源局 1.制定方案； 2.审批。 县农业农村局 牵头协调。",
-         ("县自然资源局：制定方案", "县自然资源局：审批", "县农业农村局：牵头协调")),
-        ("一、秸秆利用 1.指导； 2.台账。 二、秸秆禁烧 1.宣传。",
-         ("秸秆利用：指导", "秸秆利用：台账", "秸秆禁烧：宣传")),
+        (
+            "县自然资源局 1.制定方案； 2.审批。 县农业农村局 牵头协调。",
+            ("县自然资源局：制定方案", "县自然资源局：审批", "县农业农村局：牵头协调"),
+        ),
+        (
+            "一、秸秆利用 1.指导； 2.台账。 二、秸秆禁烧 1.宣传。",
+            ("秸秆利用：指导", "秸秆利用：台账", "秸秆禁烧：宣传"),
+        ),
         ("向上级党组织上报名额信息。", ("向上级党组织上报名额信息",)),
         ("执行12345热线转办事项，2.5小时内反馈", ("执行12345热线转办事项，2.5小时内反馈",)),
         ("做好&ldquo;双拥&rdquo;工作", ("做好“双拥”工作",)),
@@ -136,7 +143,10 @@ def test_structure_not_strings_decides_sections():
     doc = parse_rows(rows(GOOD), "x.txt")
     assert (doc.town, doc.county, doc.prefecture) == ("甲乡", "某某县", "某某地区")
     assert [(i.list.value, i.number) for i in doc.items] == [
-        ("basic", 1), ("basic", 2), ("coordinated", 1), ("withdrawn", 1),
+        ("basic", 1),
+        ("basic", 2),
+        ("coordinated", 1),
+        ("withdrawn", 1),
     ]
     assert doc.items[2].departments == ("某某县民政局", "某某县财政局")
 

@@ -6,26 +6,48 @@ from __future__ import annotations
 import string
 
 import pytest
+from documents import Layout, Table, write_docx, write_text, write_xlsx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant.items import ListKind
-from assistant.ingest.parsing import ParseError, Row, parse_rows, read_text, split_steps
 from assistant.answering.query import Intent, chinese_number, understand
-from documents import Layout, Table, write_docx, write_text, write_xlsx
+from assistant.ingest.parsing import ParseError, Row, parse_rows, split_steps
+from assistant.ingest.readers import read_text
+from assistant.items import ListKind
 
 CJK = "党的建设民生服务应急管理及消防农业农村水利自然资源开展负责组织指导监督检查宣传工作村镇县局"
 TEXT = st.text(alphabet=CJK + "，、；。（）：" + string.digits + " ", min_size=1, max_size=40)
 CELL = st.one_of(
     TEXT,
-    st.sampled_from(["序号", "序 号", "事项类别", "事项名称", "对应上级部门", "上级部门职责", "乡镇配合职责",
-                     "承接部门及工作方式", "1", "2", "3", "", "<p>县水利局</p>", "1.甲；2.乙"]),
+    st.sampled_from(
+        [
+            "序号",
+            "序 号",
+            "事项类别",
+            "事项名称",
+            "对应上级部门",
+            "上级部门职责",
+            "乡镇配合职责",
+            "承接部门及工作方式",
+            "1",
+            "2",
+            "3",
+            "",
+            "<p>县水利局</p>",
+            "1.甲；2.乙",
+        ]
+    ),
     st.text(max_size=20),
 )
-TITLES = st.sampled_from([
-    "昌吉回族自治州吉木萨尔县二工镇基本履职事项清单", "昌吉州奇台县半截沟镇配合履职事项清单",
-    "某县某镇上级部门收回事项清单", "履职事项清单", "目 录",
-])
+TITLES = st.sampled_from(
+    [
+        "昌吉回族自治州吉木萨尔县二工镇基本履职事项清单",
+        "昌吉州奇台县半截沟镇配合履职事项清单",
+        "某县某镇上级部门收回事项清单",
+        "履职事项清单",
+        "目 录",
+    ]
+)
 ROWS = st.lists(
     st.one_of(st.builds(lambda t: (t,), TITLES), st.lists(CELL, min_size=1, max_size=7).map(tuple)),
     max_size=40,
@@ -82,14 +104,17 @@ def documents(draw) -> Layout:
     town = draw(NAMES) + "镇"
     categories = draw(st.lists(NAMES, min_size=1, max_size=3))
     titles = st.text(alphabet=CJK + "，、（）", min_size=1, max_size=60).map(str.strip).filter(bool)
-    basic = [
-        (str(n), draw(st.sampled_from(categories)), draw(titles))
-        for n in range(1, draw(st.integers(1, 8)) + 1)
-    ]
+    basic = [(str(n), draw(st.sampled_from(categories)), draw(titles)) for n in range(1, draw(st.integers(1, 8)) + 1)]
     steps = st.lists(st.text(alphabet=CJK, min_size=2, max_size=30), min_size=1, max_size=4)
     coordinated = [
-        (str(n), draw(st.sampled_from(categories)), draw(titles), f"{county}{draw(NAMES)}局",
-         "；".join(f"{k}.{s}" for k, s in enumerate(draw(steps), 1)), "\n".join(draw(steps)))
+        (
+            str(n),
+            draw(st.sampled_from(categories)),
+            draw(titles),
+            f"{county}{draw(NAMES)}局",
+            "；".join(f"{k}.{s}" for k, s in enumerate(draw(steps), 1)),
+            "\n".join(draw(steps)),
+        )
         for n in range(1, draw(st.integers(1, 5)) + 1)
     ]
     prefix = f"某州{county}{town}"
@@ -97,8 +122,11 @@ def documents(draw) -> Layout:
         cover=[],
         tables=[
             Table(prefix + "基本履职事项清单", ("序号", "事项类别", "事项名称"), basic),
-            Table(prefix + "配合履职事项清单",
-                  ("序号", "事项类别", "事项名称", "对应上级部门", "上级部门职责", "乡镇配合职责"), coordinated),
+            Table(
+                prefix + "配合履职事项清单",
+                ("序号", "事项类别", "事项名称", "对应上级部门", "上级部门职责", "乡镇配合职责"),
+                coordinated,
+            ),
         ],
     )
 
@@ -158,13 +186,18 @@ def test_understanding_never_crashes_and_names_only_known_places(catalog, questi
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.sampled_from(["二工镇", "半截沟镇", "二工", "半截沟"]), st.text(alphabet=string.ascii_letters + " ?", max_size=30))
+@given(
+    st.sampled_from(["二工镇", "半截沟镇", "二工", "半截沟"]),
+    st.text(alphabet=string.ascii_letters + " ?", max_size=30),
+)
 def test_a_named_township_is_always_recognised(catalog, town, rest):
     query = understand(f"{town}的{rest}", catalog)
     assert catalog.towns[town] in query.towns
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(st.one_of(st.text(max_size=60), st.text(alphabet=CJK + "？哪些多少第项", max_size=30)))
 def test_retrieval_cites_only_loaded_items_and_abstains_without_citations(assistant, question):
     result = assistant.retriever.retrieve(question)

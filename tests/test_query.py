@@ -1,8 +1,8 @@
 import pytest
 
 from assistant.answering.departments import department_key
-from assistant.items import ListKind
 from assistant.answering.query import Catalog, Intent, chinese_number, understand
+from assistant.items import ListKind
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,8 @@ def test_county_names_select_their_townships(catalog):
     assert understand("奇台县消防类事项有哪些", catalog).counties == ("奇台县",)
 
 
-@pytest.mark.parametrize("text, value", [("22", 22), ("二十二", 22), ("十", 10), ("一百零九", 109), ("３", 3), ("第", None)])
+@pytest.mark.parametrize(
+    "text, value", [("22", 22), ("二十二", 22), ("十", 10), ("一百零九", 109), ("３", 3), ("第", None)]
+)
 def test_chinese_numbers(text, value):
     assert chinese_number(text) == value

@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from documents import Layout, Table, cjk_font, layout, write_docx, write_pdf, write_xlsx
 from typer.testing import CliRunner
 
 from assistant.index import ingest
 from assistant.ingest.parsing import ParseError, parse_file, parse_paths
 from assistant.settings import CORPUS_DIR, Settings
-from documents import Layout, Table, cjk_font, layout, write_docx, write_pdf, write_xlsx
 
 TOWNS = sorted(p.stem for p in CORPUS_DIR.glob("*.txt"))
 FONT = cjk_font()
@@ -68,8 +68,11 @@ def _broken(town: str) -> Layout:
 def test_errors_name_the_place_in_the_files_own_terms(tmp_path, kind, where):
     doc = _broken(TOWNS[0])
     path = tmp_path / f"broken.{kind}"
-    {"docx": lambda: write_docx(doc, path), "xlsx": lambda: write_xlsx(doc, path),
-     "pdf": lambda: write_pdf(doc, path, FONT)}[kind]()
+    {
+        "docx": lambda: write_docx(doc, path),
+        "xlsx": lambda: write_xlsx(doc, path),
+        "pdf": lambda: write_pdf(doc, path, FONT),
+    }[kind]()
     with pytest.raises(ParseError) as caught:
         parse_file(path)
     assert caught.value.where.startswith(where)
@@ -112,12 +115,19 @@ def test_a_row_broken_across_a_page_break_is_joined(tmp_path):
 def test_xlsx_finds_the_header_row_and_undoes_merged_cells(tmp_path):
     doc = Layout(
         cover=[],
-        tables=[Table("昌吉州奇台县半截沟镇基本履职事项清单", ("序号", "事项类别", "事项名称"),
-                      [("1", "党的建设", "甲"), ("2", "党的建设", "乙"), ("3", "民生服务", "丙")])],
+        tables=[
+            Table(
+                "昌吉州奇台县半截沟镇基本履职事项清单",
+                ("序号", "事项类别", "事项名称"),
+                [("1", "党的建设", "甲"), ("2", "党的建设", "乙"), ("3", "民生服务", "丙")],
+            )
+        ],
     )
     parsed = parse_file(write_xlsx(doc, tmp_path / "small.xlsx"))
     assert [(i.number, i.category, i.title) for i in parsed.items] == [
-        (1, "党的建设", "甲"), (2, "党的建设", "乙"), (3, "民生服务", "丙")
+        (1, "党的建设", "甲"),
+        (2, "党的建设", "乙"),
+        (3, "民生服务", "丙"),
     ]
     assert (parsed.town, parsed.county) == ("半截沟镇", "奇台县")
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from assistant.items import ListKind
 from assistant.answering.query import Catalog
+from assistant.items import ListKind
 
 
 def ids(items):
@@ -68,7 +68,9 @@ def test_category_enumeration_is_complete(assistant, items):
     assert len(result.cited) > assistant.settings.top_k
 
 
-@pytest.mark.parametrize("town, kind", [("二工镇", ListKind.COORDINATED), ("半截沟镇", ListKind.WITHDRAWN), ("半截沟镇", ListKind.BASIC)])
+@pytest.mark.parametrize(
+    "town, kind", [("二工镇", ListKind.COORDINATED), ("半截沟镇", ListKind.WITHDRAWN), ("半截沟镇", ListKind.BASIC)]
+)
 def test_counts_are_computed(assistant, items, town, kind):
     result = assistant.retrieve(f"{town}有多少项{kind.label.removesuffix('清单')}？")
     assert len(result.cited) == len(gold(items, town=town, list=kind))
@@ -76,10 +78,7 @@ def test_counts_are_computed(assistant, items, town, kind):
 
 def test_department_view_matches_lead_and_receiving_departments(assistant, items):
     catalog = Catalog.from_items(items)
-    expected = [
-        i.id for i in items
-        if "水利局" in {catalog.department_key(d) for d in i.involved_departments}
-    ]
+    expected = [i.id for i in items if "水利局" in {catalog.department_key(d) for d in i.involved_departments}]
     result = assistant.retrieve("涉及县水利局的事项有哪些")
     assert ids(result.cited) == expected
     assert {i.list for i in result.cited} == {ListKind.COORDINATED, ListKind.WITHDRAWN}
@@ -89,16 +88,18 @@ def test_department_view_matches_lead_and_receiving_departments(assistant, items
 @pytest.mark.parametrize("short", ["文旅局", "县文化体育广播电视台和旅游局", "文化体育广播电视和旅游局"])
 def test_department_spelling_variants_give_one_set(assistant, items, short):
     expected = [
-        i.id for i in items
-        if i.town == "二工镇" and i.list is ListKind.COORDINATED
-        and any("文化体育广播电视" in d for d in i.departments)
+        i.id
+        for i in items
+        if i.town == "二工镇" and i.list is ListKind.COORDINATED and any("文化体育广播电视" in d for d in i.departments)
     ]
     result = assistant.retrieve(f"二工镇要配合{short}的事项有哪些")
     assert ids(result.cited) == expected and len(expected) == 8
 
 
 def test_withdrawn_to_department(assistant, items):
-    expected = [i.id for i in items if i.list is ListKind.WITHDRAWN and any("民政局" in d for d in i.receiver_departments)]
+    expected = [
+        i.id for i in items if i.list is ListKind.WITHDRAWN and any("民政局" in d for d in i.receiver_departments)
+    ]
     assert ids(assistant.retrieve("收回到县民政局的事项").cited) == expected
 
 

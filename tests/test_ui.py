@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from openai_stub import OpenAIStub, Reply, markers
 
 from assistant.answering.answer import Answer
 from assistant.feedback import FeedbackLog
@@ -25,14 +26,18 @@ from ui.app import App, build_app, launch, open_assistant
 from ui.browse import ALL, Browser, Filters, id_of_row, row
 from ui.chat import Conversation, failure_message
 
-from openai_stub import OpenAIStub, Reply, markers
-
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SLAUGHTER = "二工镇有人在家里私自宰羊卖肉，镇里该干点啥？"
 OUT_OF_SCOPE = "我的退休金是怎么算出来的？"
@@ -69,8 +74,13 @@ def test_markers_of_items_not_cited_are_flagged_and_text_is_escaped(items):
 def test_item_panel_shows_every_column_with_numbered_steps(items):
     coordinated = next(i for i in items if i.list is ListKind.COORDINATED and len(i.township_duties) > 1)
     html = render.item_html(coordinated)
-    for value in (coordinated.town, coordinated.list.label, f"第{coordinated.number}项", coordinated.category,
-                  *coordinated.departments):
+    for value in (
+        coordinated.town,
+        coordinated.list.label,
+        f"第{coordinated.number}项",
+        coordinated.category,
+        *coordinated.departments,
+    ):
         assert value in html
     township = html.split("乡镇配合职责")[1]
     assert township.count("<li>") >= len(coordinated.township_duties)
@@ -83,8 +93,10 @@ def test_an_enumeration_is_a_complete_table(assistant):
     answer = assistant.ask("二工镇有哪些收回事项？")
     html = render.answer_html(answer)
     table = html.split('<table class="items">')[1]
-    assert table.count("<tr>") - 1 == len(answer.citations) == len(
-        [i for i in assistant.kb.items if i.town == "二工镇" and i.list is ListKind.WITHDRAWN]
+    assert (
+        table.count("<tr>") - 1
+        == len(answer.citations)
+        == len([i for i in assistant.kb.items if i.town == "二工镇" and i.list is ListKind.WITHDRAWN])
     )
     assert "- 〔" not in html  # the bullet list of the text is replaced by the table
 
@@ -143,7 +155,9 @@ def test_a_follow_up_is_answered_in_context(assistant):
 def test_an_llm_answer_streams_into_the_chat(assistant):
     with OpenAIStub() as stub:
         stub.script(lambda request: Reply(f"乡镇要及时劝说制止，并配合上级核查{markers(request)[0]}。"))
-        shown = [(turn, turn.html) for turn in Conversation(_with_llm(assistant, stub.url)).reply(SLAUGHTER, (), (), [])]
+        shown = [
+            (turn, turn.html) for turn in Conversation(_with_llm(assistant, stub.url)).reply(SLAUGHTER, (), (), [])
+        ]
     partial = [html for _, html in shown if "streaming" in html]
     assert "正在检索" in partial[0] and len(partial) > 3  # then the reply grows piece by piece
     assert all(len(a) < len(b) for a, b in zip(partial[1:], partial[2:]))

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from documents import NEW_DUTY, NEW_ITEM, changed_ergong
 from typer.testing import CliRunner
 
 from assistant.audit import AuditLog
@@ -23,7 +24,6 @@ from assistant.ingest.parsing import parse_file
 from assistant.ingest.readers import MAX_FILE_BYTES
 from assistant.settings import CORPUS_DIR, Settings
 from assistant.versions import PublishRefused, preview, publish
-from documents import NEW_DUTY, NEW_ITEM, changed_ergong
 from ui.cli import app
 
 SEED = int(os.environ.get("FAULT_SEED", time.time_ns() % 100_000))
@@ -58,8 +58,9 @@ def test_dry_run_shows_the_three_changes_and_publishes_nothing(home, tmp_path):
 
 def test_dry_run_exits_nonzero_naming_the_file_that_fails(home, tmp_path):
     broken = tmp_path / "半截沟镇.txt"
-    broken.write_text((CORPUS_DIR / "半截沟镇.txt").read_text(encoding="utf-8").replace("\n3\t", "\n4\t", 1),
-                      encoding="utf-8")
+    broken.write_text(
+        (CORPUS_DIR / "半截沟镇.txt").read_text(encoding="utf-8").replace("\n3\t", "\n4\t", 1), encoding="utf-8"
+    )
     result, output = cli(home, "ingest", "--dry-run", str(changed_ergong(tmp_path / "newer")), str(broken))
     assert result.exit_code == 1
     assert "半截沟镇.txt第" in output and "序号4不连续，应为3" in output
@@ -158,8 +159,13 @@ def test_a_publish_after_someone_else_published_is_refused(home, tmp_path):
     checked = preview([changed_ergong(tmp_path / "newer")], home)
     other = tmp_path / "other" / "半截沟镇.txt"
     other.parent.mkdir()
-    other.write_text((CORPUS_DIR / "半截沟镇.txt").read_text(encoding="utf-8").replace("\t", "\t", 1)
-                     .replace("党的建设", "党的建设（修订）", 1), encoding="utf-8")
+    other.write_text(
+        (CORPUS_DIR / "半截沟镇.txt")
+        .read_text(encoding="utf-8")
+        .replace("\t", "\t", 1)
+        .replace("党的建设", "党的建设（修订）", 1),
+        encoding="utf-8",
+    )
     publish(preview([other], home), home, "someone")
     with pytest.raises(PublishRefused, match="重新预览"):
         publish(checked, home, "tester")
@@ -178,8 +184,12 @@ def test_killed_publish_serves_the_old_or_the_new_generation_never_a_mix(home, t
     env = {**os.environ, "DUTY_HOME": str(home.home), "HF_HUB_OFFLINE": "1"}
     seen = set()
     for _ in range(3):
-        process = subprocess.Popen([sys.executable, "-m", "ui.cli", "ingest", str(changed)], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ui.cli", "ingest", str(changed)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.5, 10.0))
         process.kill()
         process.wait(timeout=30)

@@ -21,7 +21,7 @@ import math
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -40,10 +40,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.access import AccessStore
 from assistant.answering.answer import Answer
-from assistant.answering.pipeline import Response
 from assistant.answering.citations import MARKER, marker_id
 from assistant.answering.departments import department_key
 from assistant.answering.followup import Turn
+from assistant.answering.pipeline import Response as AnswerStream
 from assistant.items import DutyItem
 from assistant.service import Assistant
 from assistant.settings import Settings
@@ -64,8 +64,14 @@ class ApiError(Exception):
 
     TYPES = {401: "authentication_error", 429: "rate_limit_error", 503: "service_unavailable"}
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers
 
@@ -190,7 +196,7 @@ def answer_json(answer: Answer) -> dict:
 # -- consuming the assistant -------------------------------------------------------------------
 
 
-def answer_parts(response: Response) -> Iterator[tuple[str, Answer | None]]:
+def answer_parts(response: AnswerStream) -> Iterator[tuple[str, Answer | None]]:
     """The one place that knows the shape of `Assistant.stream`: ("chunk", None)…, then ("", Answer)."""
     for text in response:
         yield text, None
@@ -223,18 +229,37 @@ class Service:
         self.rate = parse_limit(settings.api_rate_limit)
         self.rate_limiter = MovingWindowRateLimiter(MemoryStorage())
         self.registry = CollectorRegistry()
-        self.requests = Counter("duty_http_requests", "HTTP requests by route and status.",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("duty_http_request_seconds", "Time to the last byte of the response.", ["route"],
-                                 registry=self.registry,
-                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-        self.answers = Counter("duty_answers", "Answers given, by generator and whether the lists covered the question.",
-                               ["generator", "abstained"], registry=self.registry)
-        self.fallbacks = Counter("duty_llm_fallbacks", "Answers that fell back to extractive text although a model "
-                                 "is configured (model unreachable, slow, or its answer rejected).", registry=self.registry)
+        self.requests = Counter(
+            "duty_http_requests",
+            "HTTP requests by route and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "duty_http_request_seconds",
+            "Time to the last byte of the response.",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.answers = Counter(
+            "duty_answers",
+            "Answers given, by generator and whether the lists covered the question.",
+            ["generator", "abstained"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "duty_llm_fallbacks",
+            "Answers that fell back to extractive text although a model "
+            "is configured (model unreachable, slow, or its answer rejected).",
+            registry=self.registry,
+        )
         towns = assistant.kb.towns if assistant else []
-        self.places = {*towns, *(i.county for i in assistant.kb.items), *(i.prefecture for i in assistant.kb.items)} \
-            if assistant else set()
+        self.places = (
+            {*towns, *(i.county for i in assistant.kb.items), *(i.prefecture for i in assistant.kb.items)}
+            if assistant
+            else set()
+        )
 
     @property
     def ready(self) -> Assistant:
@@ -254,15 +279,20 @@ class Service:
             name = self.store.check_key(token.strip()) if scheme.lower() == "bearer" else None
             if name is None:
                 message = "API 密钥无效" if token else "缺少 API 密钥（请求头 Authorization: Bearer <密钥>）"
-                return ApiError(401, message, "Authorization", "invalid_api_key",
-                                headers={"WWW-Authenticate": "Bearer"})
+                return ApiError(
+                    401, message, "Authorization", "invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
+                )
             who = f"key:{name}"
         scope.setdefault("state", {})["caller"] = who
         if not self.rate_limiter.hit(self.rate, who):
             reset, _ = self.rate_limiter.get_window_stats(self.rate, who)
             wait = max(1, math.ceil(reset - time.time()))
-            return ApiError(429, f"请求过于频繁（上限 {self.settings.api_rate_limit}），请 {wait} 秒后再试",
-                            code="rate_limited", headers={"Retry-After": str(wait)})
+            return ApiError(
+                429,
+                f"请求过于频繁（上限 {self.settings.api_rate_limit}），请 {wait} 秒后再试",
+                code="rate_limited",
+                headers={"Retry-After": str(wait)},
+            )
         return None
 
     # -- questions -----------------------------------------------------------------------------
@@ -273,27 +303,38 @@ class Service:
             raise ApiError(400, f"字段 {param}：问题不能为空", param, "empty_question")
         limit = self.settings.max_question_chars
         if len(text) > limit:
-            raise ApiError(400, f"字段 {param}：问题过长（{len(text)}字），请精简到{limit}字以内", param, "question_too_long")
+            raise ApiError(
+                400, f"字段 {param}：问题过长（{len(text)}字），请精简到{limit}字以内", param, "question_too_long"
+            )
         return text
 
     def check_towns(self, towns: Sequence[str], param: str = "towns") -> tuple[str, ...]:
         known = self.ready.kb.towns
         unknown = [t for t in towns if t not in known]
         if unknown:
-            raise ApiError(400, f"字段 {param}：没有乡镇 {'、'.join(unknown)}（已有：{'、'.join(known)}）", param, "unknown_town")
+            raise ApiError(
+                400, f"字段 {param}：没有乡镇 {'、'.join(unknown)}（已有：{'、'.join(known)}）", param, "unknown_town"
+            )
         return tuple(towns)
 
     def from_ask(self, body: AskRequest) -> Question:
         earlier = [(h if isinstance(h, str) else h.question, None) for h in body.history]
         for i, (text, _) in enumerate(earlier):
             self.check_question(text, f"history[{i}]")
-        return Question(self.check_question(body.question, "question"), self.check_towns(body.towns),
-                        tuple(body.lists), earlier, body.use_llm)
+        return Question(
+            self.check_question(body.question, "question"),
+            self.check_towns(body.towns),
+            tuple(body.lists),
+            earlier,
+            body.use_llm,
+        )
 
     def from_chat(self, body: ChatRequest) -> Question:
         """The last user message is the question; earlier user messages (with the reply after each) the history."""
         if len(body.messages) > self.settings.api_max_messages:
-            raise ApiError(400, f"字段 messages：最多 {self.settings.api_max_messages} 条消息", "messages", "too_many_messages")
+            raise ApiError(
+                400, f"字段 messages：最多 {self.settings.api_max_messages} 条消息", "messages", "too_many_messages"
+            )
         last = body.messages[-1]
         if last.role != "user":
             raise ApiError(400, "字段 messages：最后一条消息应来自 user", "messages", "last_message_not_user")
@@ -316,7 +357,9 @@ class Service:
         """
         assistant = self.ready
         turns: list[Turn] = []
-        for text, reply in question.earlier[-self.settings.api_history_turns:] if self.settings.api_history_turns else []:
+        for text, reply in (
+            question.earlier[-self.settings.api_history_turns :] if self.settings.api_history_turns else []
+        ):
             answer = assistant.ask(text, towns=question.towns, lists=question.lists, history=turns, use_llm=False)
             shown = self.cited_in(reply or "")
             if shown:
@@ -331,16 +374,22 @@ class Service:
 
     def answer(self, question: Question) -> Answer:
         """Blocking: run in a worker thread."""
-        answer = self.ready.ask(question.text, towns=question.towns, lists=question.lists,
-                                history=self.history(question), use_llm=question.use_llm)
+        answer = self.ready.ask(
+            question.text,
+            towns=question.towns,
+            lists=question.lists,
+            history=self.history(question),
+            use_llm=question.use_llm,
+        )
         self.observe(answer, question)
         return answer
 
     def stream(self, question: Question) -> Iterator[tuple[str, Answer | None]]:
         """Blocking iterator: advance it in a worker thread."""
         history = self.history(question)
-        parts = self.ready.stream(question.text, towns=question.towns, lists=question.lists,
-                                  history=history, use_llm=question.use_llm)
+        parts = self.ready.stream(
+            question.text, towns=question.towns, lists=question.lists, history=history, use_llm=question.use_llm
+        )
         for chunk, answer in answer_parts(parts):
             if answer is not None:
                 self.observe(answer, question)
@@ -363,7 +412,8 @@ class Service:
             self.check_towns([town], "town")
         wanted = department_key(department, self.places) if department else None
         return [
-            item for item in assistant.kb.items
+            item
+            for item in assistant.kb.items
             if (not town or item.town == town)
             and (not kind or item.list.value == kind)
             and (not category or item.category == category)
@@ -412,8 +462,9 @@ class Gate:
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json" and not media.endswith("+json"):
             shown = media or "（无）"
-            return ApiError(415, f"Content-Type 应为 application/json，收到 {shown}", "Content-Type",
-                            "unsupported_media_type"), receive
+            return ApiError(
+                415, f"Content-Type 应为 application/json，收到 {shown}", "Content-Type", "unsupported_media_type"
+            ), receive
         limit = self.service.settings.api_max_body_bytes
         too_big = ApiError(413, f"请求体超过 {limit} 字节", "body", "body_too_large")
         if int(headers.get("content-length", "0") or 0) > limit:
@@ -453,8 +504,13 @@ class Gate:
             return  # the page's own asset and queue traffic would drown the API lines
         state = scope.get("state") or {}
         line = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "method": scope["method"], "path": path, "status": status,
-            "ms": round(seconds * 1000, 1), "caller": state.get("caller"), "client": (scope.get("client") or ("",))[0],
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "method": scope["method"],
+            "path": path,
+            "status": status,
+            "ms": round(seconds * 1000, 1),
+            "caller": state.get("caller"),
+            "client": (scope.get("client") or ("",))[0],
         }
         if self.service.settings.log_questions and state.get("question"):
             line["question"] = state["question"]
@@ -530,14 +586,18 @@ def create_app(
     async def item(item_id: str) -> dict:
         found = service.ready.kb.by_id.get(item_id)
         if found is None:
-            raise ApiError(404, f"字段 item_id：没有事项 {item_id}（格式：乡镇:basic|coordinated|withdrawn:序号）",
-                           "item_id", "unknown_item")
+            raise ApiError(
+                404,
+                f"字段 item_id：没有事项 {item_id}（格式：乡镇:basic|coordinated|withdrawn:序号）",
+                "item_id",
+                "unknown_item",
+            )
         return item_json(found)
 
     @api.get("/items", tags=["事项"], summary="按乡镇、清单、类别、部门筛选的完整列表（分页）")
     async def items(
         town: str | None = None,
-        list: ListName | None = None,  # noqa: A002 - the public parameter name
+        list: ListName | None = None,
         category: str | None = None,
         department: str | None = None,
         offset: int = Query(default=0, ge=0),
@@ -547,8 +607,13 @@ def create_app(
         size = limit or settings.api_page_size
         page = found[offset : offset + size]
         after = offset + len(page)
-        return {"total": len(found), "offset": offset, "limit": size, "next_offset": after if after < len(found) else None,
-                "items": [item_json(i) for i in page]}
+        return {
+            "total": len(found),
+            "offset": offset,
+            "limit": size,
+            "next_offset": after if after < len(found) else None,
+            "items": [item_json(i) for i in page],
+        }
 
     @api.get("/models", tags=["OpenAI 兼容"], summary="可用模型（一个）")
     async def models() -> dict:
@@ -566,12 +631,17 @@ def create_app(
         note_question(request, question.text)
         completion = f"chatcmpl-{uuid.uuid4().hex}"
         if body.stream:
-            return StreamingResponse(sse(service, question, completion), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return StreamingResponse(
+                sse(service, question, completion),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
         answer = await service.run(service.answer, question)
         return {
             **completion_head(completion, "chat.completion", settings),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
+            ],
             **extras(answer),
         }
 
@@ -635,8 +705,9 @@ async def sse(service: Service, question: Question, completion: str) -> AsyncIte
     yield "data: [DONE]\n\n"
 
 
-def mount_web(app: FastAPI, assistant: Assistant | None, settings: Settings, store: AccessStore,
-              login: bool, unavailable: str) -> None:
+def mount_web(
+    app: FastAPI, assistant: Assistant | None, settings: Settings, store: AccessStore, login: bool, unavailable: str
+) -> None:
     """The same Gradio app as `duty-assistant ui`, at /; behind a login (same store) when `login`."""
     import gradio as gr
 
@@ -644,10 +715,22 @@ def mount_web(app: FastAPI, assistant: Assistant | None, settings: Settings, sto
 
     demo = build_app(assistant, settings, unavailable)
     gr.mount_gradio_app(
-        app, demo, path="/", server_name=settings.api_host, server_port=settings.api_port,
-        auth=store.check_login if login else None, auth_message="请用管理员分配的名称和密码（或 API 密钥）登录。",
-        footer_links=["api", "settings"], run_history=False, ssr_mode=False, pwa=False, mcp_server=False,
-        show_error=False, enable_monitoring=False, theme=THEME, css=CSS,
+        app,
+        demo,
+        path="/",
+        server_name=settings.api_host,
+        server_port=settings.api_port,
+        auth=store.check_login if login else None,
+        auth_message="请用管理员分配的名称和密码（或 API 密钥）登录。",
+        footer_links=["api", "settings"],
+        run_history=False,
+        ssr_mode=False,
+        pwa=False,
+        mcp_server=False,
+        show_error=False,
+        enable_monitoring=False,
+        theme=THEME,
+        css=CSS,
     )
 
 
@@ -696,11 +779,22 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     assistant, unavailable = open_assistant(settings, say)
     if unavailable:
         say(unavailable)
-    app = create_app(assistant, replace_settings(settings, host, port), store=store,
-                     web_login=not is_loopback(host), unavailable=unavailable)
+    app = create_app(
+        assistant,
+        replace_settings(settings, host, port),
+        store=store,
+        web_login=not is_loopback(host),
+        unavailable=unavailable,
+    )
     say(f"履职助手服务已启动：http://{host}:{port}/ （网页），API：/v1，文档：/docs；按 Ctrl+C 停止。")
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning",
-                timeout_graceful_shutdown=settings.api_shutdown_timeout)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=settings.api_shutdown_timeout,
+    )
 
 
 def replace_settings(settings: Settings, host: str, port: int) -> Settings:

@@ -29,8 +29,14 @@ from ui.data import DataAdmin
 log = logging.getLogger(__name__)
 
 SYSTEM_FONTS = [
-    "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
-    "Helvetica Neue", "Arial", "sans-serif",
+    "PingFang SC",
+    "Microsoft YaHei",
+    "Noto Sans CJK SC",
+    "Source Han Sans SC",
+    "WenQuanYi Micro Hei",
+    "Helvetica Neue",
+    "Arial",
+    "sans-serif",
 ]
 MONO_FONTS = ["Menlo", "Consolas", "DejaVu Sans Mono", "monospace"]
 RATINGS = [("有用", "up"), ("有问题", "down")]
@@ -76,7 +82,9 @@ class App:
         self.assistant = assistant
         self.conversation.assistant = assistant
         self.by_id: dict[str, DutyItem] = assistant.kb.by_id if assistant else {}
-        self.browser = Browser(assistant.kb.items if assistant else [], assistant.retriever.catalog if assistant else None)
+        self.browser = Browser(
+            assistant.kb.items if assistant else [], assistant.retriever.catalog if assistant else None
+        )
 
     def follow_live(self) -> None:
         """Reopen the index if another generation went live; requests in flight keep the old one."""
@@ -85,8 +93,9 @@ class App:
         try:
             live = live_generation(self.settings)
         except Exception:
-            log.warning("could not read the live generation; answering from %s", self.assistant.kb.generation,
-                        exc_info=True)
+            log.warning(
+                "could not read the live generation; answering from %s", self.assistant.kb.generation, exc_info=True
+            )
             return
         if not live or live == self.assistant.kb.generation:
             return
@@ -131,7 +140,9 @@ class App:
         rating = {True: "up", "Like": "up", False: "down", "Dislike": "down"}.get(evt.liked)
         record = feedback_for(turns[index], turns[:index])
         record.rating = rating
-        status = self._save(record) or ("已记录，谢谢！可以在下面补充意见和应引用的事项。" if rating else "已取消评价。")
+        status = self._save(record) or (
+            "已记录，谢谢！可以在下面补充意见和应引用的事项。" if rating else "已取消评价。"
+        )
         return index, self._target_label(turns, index), rating, status, gr.Accordion(open=True)
 
     def submit_feedback(self, target, rating, comment, expected, out_of_scope, turns: list[ChatTurn]):
@@ -201,7 +212,9 @@ class App:
             return render.error_html(self.unavailable)
         kb = self.assistant.kb
         return render.about_html(
-            kb.manifest, items=len(kb.items), llm=self.settings.llm_base_url and self.settings.llm_model,
+            kb.manifest,
+            items=len(kb.items),
+            llm=self.settings.llm_base_url and self.settings.llm_model,
             index_folder=str(kb.folder),
         )
 
@@ -230,63 +243,91 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
         admin = gr.State(None)  # the administrator's name once logged in: server-side, per session
         pending = gr.State(None)  # the previewed upload awaiting Publish
         with gr.Tabs():
-            with gr.Tab("问答", id="chat"):
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        with gr.Row():
-                            town_filter = gr.CheckboxGroup(towns, label="只查这些乡镇（不选为全部）", elem_id="town-filter")
-                            list_filter = gr.CheckboxGroup(kinds, label="只查这些清单（不选为全部）", elem_id="list-filter")
-                        chatbot = gr.Chatbot(
-                            label="对话", elem_id="chat", height=560, placeholder=WELCOME,
-                            buttons=["copy"], feedback_options=("Like", "Dislike"),
-                            latex_delimiters=[],  # no formula rendering of anyone's text
+            with gr.Tab("问答", id="chat"), gr.Row():
+                with gr.Column(scale=3):
+                    with gr.Row():
+                        town_filter = gr.CheckboxGroup(towns, label="只查这些乡镇（不选为全部）", elem_id="town-filter")
+                        list_filter = gr.CheckboxGroup(kinds, label="只查这些清单（不选为全部）", elem_id="list-filter")
+                    chatbot = gr.Chatbot(
+                        label="对话",
+                        elem_id="chat",
+                        height=560,
+                        placeholder=WELCOME,
+                        buttons=["copy"],
+                        feedback_options=("Like", "Dislike"),
+                        latex_delimiters=[],  # no formula rendering of anyone's text
+                    )
+                    with gr.Row():
+                        box = gr.Textbox(
+                            placeholder="输入问题，按回车发送",
+                            show_label=False,
+                            scale=6,
+                            elem_id="question",
+                            lines=1,
+                            max_lines=4,
+                            container=False,
                         )
-                        with gr.Row():
-                            box = gr.Textbox(
-                                placeholder="输入问题，按回车发送", show_label=False, scale=6, elem_id="question",
-                                lines=1, max_lines=4, container=False,
-                            )
-                            send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
-                            clear = gr.Button("清空对话", scale=1, min_width=80, elem_id="clear")
-                        gr.Examples(app.examples(), inputs=box, label="示例问题（点击填入）")
-                        with gr.Accordion("对回答的反馈", open=False, elem_id="feedback") as feedback_form:
-                            target_label = gr.Markdown(App._target_label([], None), elem_id="feedback-target")
-                            rating = gr.Radio(RATINGS, label="评价", elem_id="feedback-rating")
-                            comment = gr.Textbox(label=f"意见（可选，{settings.feedback_max_chars}字以内）", lines=2,
-                                                 max_length=settings.feedback_max_chars, elem_id="feedback-comment")
-                            expected = gr.Dropdown(
-                                [(f"{render.chip_label(i)} {i.title}", i.id) for i in app.browser.items],
-                                multiselect=True, label="应引用的事项（可选，可搜索）", elem_id="feedback-expected",
-                            )
-                            out_of_scope = gr.Checkbox(label="清单中没有这个问题，应回答“无法依据清单回答”",
-                                                       elem_id="feedback-oos")
-                            submit = gr.Button("提交反馈", elem_id="feedback-submit")
-                            status = gr.Markdown(elem_id="feedback-status")
-                    with gr.Column(scale=2):
-                        panel = gr.HTML(
-                            render.placeholder_html(PANEL_HINT),
-                            js_on_load=CHIP_JS, elem_id="item-panel",
+                        send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
+                        clear = gr.Button("清空对话", scale=1, min_width=80, elem_id="clear")
+                    gr.Examples(app.examples(), inputs=box, label="示例问题（点击填入）")
+                    with gr.Accordion("对回答的反馈", open=False, elem_id="feedback") as feedback_form:
+                        target_label = gr.Markdown(App._target_label([], None), elem_id="feedback-target")
+                        rating = gr.Radio(RATINGS, label="评价", elem_id="feedback-rating")
+                        comment = gr.Textbox(
+                            label=f"意见（可选，{settings.feedback_max_chars}字以内）",
+                            lines=2,
+                            max_length=settings.feedback_max_chars,
+                            elem_id="feedback-comment",
                         )
+                        expected = gr.Dropdown(
+                            [(f"{render.chip_label(i)} {i.title}", i.id) for i in app.browser.items],
+                            multiselect=True,
+                            label="应引用的事项（可选，可搜索）",
+                            elem_id="feedback-expected",
+                        )
+                        out_of_scope = gr.Checkbox(
+                            label="清单中没有这个问题，应回答“无法依据清单回答”", elem_id="feedback-oos"
+                        )
+                        submit = gr.Button("提交反馈", elem_id="feedback-submit")
+                        status = gr.Markdown(elem_id="feedback-status")
+                with gr.Column(scale=2):
+                    panel = gr.HTML(
+                        render.placeholder_html(PANEL_HINT),
+                        js_on_load=CHIP_JS,
+                        elem_id="item-panel",
+                    )
             with gr.Tab("浏览清单", id="browse"):
                 with gr.Row():
                     search = gr.Textbox(label="搜索（名称、职责、部门）", scale=3, elem_id="browse-search")
                     b_town = gr.Dropdown([ALL, *towns], value=ALL, label="乡镇", elem_id="browse-town")
-                    b_kind = gr.Dropdown([ALL, *(k.short for k in ListKind)], value=ALL, label="清单",
-                                         elem_id="browse-list")
-                    b_category = gr.Dropdown([ALL, *app.browser.categories], value=ALL, label="事项类别",
-                                             elem_id="browse-category")
-                    b_department = gr.Dropdown([ALL, *app.browser.departments], value=ALL, label="部门",
-                                               elem_id="browse-department")
+                    b_kind = gr.Dropdown(
+                        [ALL, *(k.short for k in ListKind)], value=ALL, label="清单", elem_id="browse-list"
+                    )
+                    b_category = gr.Dropdown(
+                        [ALL, *app.browser.categories], value=ALL, label="事项类别", elem_id="browse-category"
+                    )
+                    b_department = gr.Dropdown(
+                        [ALL, *app.browser.departments], value=ALL, label="部门", elem_id="browse-department"
+                    )
                 initial, count_text = app.browse("", ALL, ALL, ALL, ALL)
                 count = gr.Markdown(count_text, elem_id="browse-count")
                 table = gr.Dataframe(
-                    initial, headers=COLUMNS, type="array", interactive=False, wrap=True, max_height=420,
-                    elem_id="browse-table", column_widths=["8%", "8%", "6%", "12%", "40%", "26%"],
+                    initial,
+                    headers=COLUMNS,
+                    type="array",
+                    interactive=False,
+                    wrap=True,
+                    max_height=420,
+                    elem_id="browse-table",
+                    column_widths=["8%", "8%", "6%", "12%", "40%", "26%"],
                 )
                 selected = gr.State(None)
                 other = gr.Dropdown([], label="对照乡镇（同一事项在另一乡镇）", elem_id="browse-other")
-                detail = gr.HTML(render.placeholder_html("选中表格中的一行，查看事项全文及其在另一乡镇的对应事项。"),
-                                 js_on_load=None, elem_id="browse-detail")
+                detail = gr.HTML(
+                    render.placeholder_html("选中表格中的一行，查看事项全文及其在另一乡镇的对应事项。"),
+                    js_on_load=None,
+                    elem_id="browse-detail",
+                )
             with gr.Tab("关于数据", id="about"):
                 gr.HTML(app.about(), js_on_load=None, elem_id="about")
                 with gr.Accordion("管理员登录", open=False, elem_id="admin-login", visible=app.data.admins.has_admins):
@@ -295,9 +336,16 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
                     login = gr.Button("登录", elem_id="admin-submit")
                     login_status = gr.Markdown(elem_id="admin-status")
             with gr.Tab("数据管理", id="data", visible=False) as data_tab:
-                gr.Markdown("上传新版清单 → 预览与当前索引的差异 → 发布。发布前不会改动当前索引；发布后问答立即使用新版本。")
-                uploads = gr.File(label="清单文件（txt、docx、xlsx、有文字层的 pdf，可多选）", file_count="multiple",
-                                  file_types=[".txt", ".docx", ".xlsx", ".pdf"], type="filepath", elem_id="data-upload")
+                gr.Markdown(
+                    "上传新版清单 → 预览与当前索引的差异 → 发布。发布前不会改动当前索引；发布后问答立即使用新版本。"
+                )
+                uploads = gr.File(
+                    label="清单文件（txt、docx、xlsx、有文字层的 pdf，可多选）",
+                    file_count="multiple",
+                    file_types=[".txt", ".docx", ".xlsx", ".pdf"],
+                    type="filepath",
+                    elem_id="data-upload",
+                )
                 replace_all = gr.Checkbox(label="替换全部：索引只保留本次上传的乡镇", elem_id="data-replace")
                 with gr.Row():
                     check = gr.Button("预览", elem_id="data-preview-button")
@@ -319,20 +367,33 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
             cleared(app.clear, None, [chatbot, turns, target, target_label, panel], api_visibility="private")
         panel.click(app.open_item, None, panel, api_visibility="private")
         chatbot.like(app.like, turns, [target, target_label, rating, status, feedback_form], api_visibility="private")
-        submit.click(app.submit_feedback, [target, rating, comment, expected, out_of_scope, turns],
-                     [status, comment, expected, out_of_scope], api_visibility="private")
+        submit.click(
+            app.submit_feedback,
+            [target, rating, comment, expected, out_of_scope, turns],
+            [status, comment, expected, out_of_scope],
+            api_visibility="private",
+        )
         filters = [search, b_town, b_kind, b_category, b_department]
         for control in filters:
             control.change(app.browse, filters, [table, count], api_visibility="private", trigger_mode="always_last")
         table.select(app.select_row, other, [selected, other, detail], api_visibility="private")
         other.input(app.compare_with, [selected, other], detail, api_visibility="private")
         tables = [versions_view, audit_view, target_version]
-        login.click(app.data.login, [admin_user, admin_secret],
-                    [admin, data_tab, login_status, admin_secret, *tables], api_visibility="private")
-        check.click(app.data.preview, [admin, uploads, replace_all], [pending, preview_view, publish],
-                    api_visibility="private")
-        publish.click(app.data.publish, [admin, pending, replace_all],
-                      [data_status, pending, publish, *tables], api_visibility="private")
+        login.click(
+            app.data.login,
+            [admin_user, admin_secret],
+            [admin, data_tab, login_status, admin_secret, *tables],
+            api_visibility="private",
+        )
+        check.click(
+            app.data.preview, [admin, uploads, replace_all], [pending, preview_view, publish], api_visibility="private"
+        )
+        publish.click(
+            app.data.publish,
+            [admin, pending, replace_all],
+            [data_status, pending, publish, *tables],
+            api_visibility="private",
+        )
         roll_back.click(app.data.rollback, [admin, target_version], [data_status, *tables], api_visibility="private")
     demo.queue(default_concurrency_limit=settings.ui_concurrency)
     return demo
@@ -351,9 +412,20 @@ def launch(demo: gr.Blocks, host: str, port: int, *, block: bool = True, max_upl
         max_upload_mb = Settings.model_fields["ui_max_upload_mb"].default
     _, url, _ = demo.launch(
         max_file_size=int(max_upload_mb * 2**20),
-        server_name=host, server_port=port, prevent_thread_lock=not block, share=False, quiet=True,
-        theme=THEME, css=CSS, footer_links=["api", "settings"], run_history=False, ssr_mode=False,
-        pwa=False, mcp_server=False, show_error=False, enable_monitoring=False,
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=not block,
+        share=False,
+        quiet=True,
+        theme=THEME,
+        css=CSS,
+        footer_links=["api", "settings"],
+        run_history=False,
+        ssr_mode=False,
+        pwa=False,
+        mcp_server=False,
+        show_error=False,
+        enable_monitoring=False,
     )
     return url
 
@@ -370,7 +442,8 @@ def open_assistant(settings: Settings, say: Callable[[str], None]) -> tuple[Assi
     say(f"首次使用：正在从 {', '.join(str(p) for p in settings.corpus)} 建立索引（约需一分钟）……")
     try:
         report = ingest(
-            settings.corpus, settings,
+            settings.corpus,
+            settings,
             progress=lambda done, total: say(f"  已嵌入 {done}/{total} 项"),
         )
     except IngestLocked:
@@ -390,6 +463,7 @@ def open_assistant(settings: Settings, say: Callable[[str], None]) -> tuple[Assi
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """`duty-assistant ui`: load the index once, then serve until interrupted."""
+
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
@@ -397,7 +471,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     if unavailable:
         say(unavailable)
     demo = build_app(assistant, settings, unavailable)
-    url = launch(demo, host or settings.ui_host, port or settings.ui_port, block=False,
-                 max_upload_mb=settings.ui_max_upload_mb)
+    url = launch(
+        demo, host or settings.ui_host, port or settings.ui_port, block=False, max_upload_mb=settings.ui_max_upload_mb
+    )
     say(f"履职助手已启动：{url} （按 Ctrl+C 停止）")
     demo.block_thread()

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from assistant.answering.citations import LIST_NAMES
-from assistant.index import keyword_text
-from assistant.items import DutyItem, item_id
 from assistant.answering.query import Catalog
 from assistant.answering.retrieve import align
+from assistant.index import keyword_text
+from assistant.items import DutyItem, item_id
 
 COLUMNS = ["乡镇", "清单", "序号", "事项类别", "事项名称", "牵头/承接部门"]
 ALL = "全部"

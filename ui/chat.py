@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from assistant.answering.answer import Answer
-from assistant.feedback import Feedback
 from assistant.answering.followup import Turn
+from assistant.feedback import Feedback
 from assistant.service import Assistant
 from ui.render import answer_html, error_html, plain_html, streaming_html
 
@@ -89,5 +89,6 @@ def feedback_for(turn: ChatTurn, earlier: Sequence[ChatTurn]) -> Feedback:
     history = [t.question for t in earlier]
     if turn.answer is not None:
         return Feedback.for_answer(turn.id, turn.answer, history=history, towns=turn.towns, lists=turn.lists)
-    return Feedback(turn.id, turn.question, answer="（回答失败）", history=history,
-                    towns=list(turn.towns), lists=list(turn.lists))
+    return Feedback(
+        turn.id, turn.question, answer="（回答失败）", history=history, towns=list(turn.towns), lists=list(turn.lists)
+    )

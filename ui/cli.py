@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,13 +22,15 @@ from assistant.answering.pipeline import Response
 from assistant.items import ListKind
 from assistant.settings import Settings, SettingsError, load_settings
 
-TownOption = Annotated[Optional[list[str]], typer.Option("--town", help="Only these townships.")]
-ListOption = Annotated[Optional[list[str]], typer.Option("--list", help="basic / coordinated / withdrawn")]
+TownOption = Annotated[list[str] | None, typer.Option("--town", help="Only these townships.")]
+ListOption = Annotated[list[str] | None, typer.Option("--list", help="basic / coordinated / withdrawn")]
 LlmOption = Annotated[
-    Optional[bool], typer.Option("--llm/--no-llm", help="Force the language model on/off; default: on if configured.")
+    bool | None, typer.Option("--llm/--no-llm", help="Force the language model on/off; default: on if configured.")
 ]
 
-app = typer.Typer(help="履职助手：依据乡镇履职事项清单回答问题，并注明出处。", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="履职助手：依据乡镇履职事项清单回答问题，并注明出处。", no_args_is_help=True, add_completion=False
+)
 # Emoji codes off: ':100:' in an item or 'file:100' in an error must print as written. Markup
 # stays on for our own styling; every piece of document or user text is escaped or printed
 # with markup=False.
@@ -49,7 +51,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log deta
 
 @app.command()
 def ingest(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders; default: the shipped lists.")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders; default: the shipped lists.")] = None,
     replace: Annotated[bool, typer.Option(help="Make the index hold exactly these documents.")] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Preview and diff against the live index; publish nothing.")
@@ -57,7 +59,8 @@ def ingest(
 ) -> None:
     """Parse duty lists and bring the index up to date (only new or changed items are embedded)."""
     from assistant.audit import AuditLog
-    from assistant.index import IngestLocked, ingest as run_ingest
+    from assistant.index import IngestLocked
+    from assistant.index import ingest as run_ingest
     from assistant.versions import audit_record, diff_summary
 
     settings = _settings()
@@ -67,7 +70,11 @@ def ingest(
         task = bar.add_task("embed", total=None)
         try:
             report = run_ingest(
-                paths or settings.corpus, settings, replace=replace, user=_user(), annotate=diff_summary,
+                paths or settings.corpus,
+                settings,
+                replace=replace,
+                user=_user(),
+                annotate=diff_summary,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except IngestLocked as exc:
@@ -141,15 +148,20 @@ def versions(
     found = kept(_settings())
     if json_output:
         for version in found:
-            sys.stdout.write(json.dumps(asdict(version), ensure_ascii=False) + "\n")
+            sys.stdout.write(jsonl.dumps(asdict(version)) + "\n")
         return
     table = Table("版本", "当前", "时间", "发布人", "事项", "变化", "来源文件", title=f"索引版本（{len(found)}个）")
     for v in found:
         change = v.change
         table.add_row(
-            v.generation, "是" if v.live else "", v.built, escape(v.published_by or "—"), str(v.items),
+            v.generation,
+            "是" if v.live else "",
+            v.built,
+            escape(v.published_by or "—"),
+            str(v.items),
             f"新增 {change.get('added', 0)} 更新 {change.get('changed', 0)} 删除 {change.get('removed', 0)}"
-            if change else "—",
+            if change
+            else "—",
             escape("；".join(f"{Path(d['source']).name} {d.get('sha256', '')[:12]}" for d in v.documents)),
         )
     out.print(table)
@@ -157,7 +169,9 @@ def versions(
 
 @app.command()
 def rollback(
-    generation: Annotated[Optional[str], typer.Argument(help="A version from `versions`; default: the previous one.")] = None,
+    generation: Annotated[
+        str | None, typer.Argument(help="A version from `versions`; default: the previous one.")
+    ] = None,
 ) -> None:
     """Make an earlier index version live again (atomic; the current one is kept)."""
     from assistant.index import IngestLocked
@@ -354,7 +368,11 @@ def print_diff(changes) -> None:
         ("新增", changes.added, lambda c: ("", label(c.new), c.new.title, "")),
         ("删除", changes.removed, lambda c: (label(c.old), "", c.old.title, "")),
         ("修改", changes.changed, lambda c: (label(c.old), label(c.new), c.new.title, "、".join(c.fields))),
-        ("移动（含移入收回清单）", changes.moved, lambda c: (label(c.old), label(c.new), c.new.title, "、".join(c.fields))),
+        (
+            "移动（含移入收回清单）",
+            changes.moved,
+            lambda c: (label(c.old), label(c.new), c.new.title, "、".join(c.fields)),
+        ),
     ]
     for title, found, row in sections:
         if found:
@@ -366,8 +384,8 @@ def print_diff(changes) -> None:
 
 @app.command()
 def ui(
-    host: Annotated[Optional[str], typer.Option(help="Address to listen on; default: settings ui_host.")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port; default: settings ui_port.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on; default: settings ui_host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port; default: settings ui_port.")] = None,
 ) -> None:
     """Start the web app (builds the index on first use)."""
     from ui.app import serve
@@ -377,11 +395,12 @@ def ui(
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Address to listen on; default: settings api_host.")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port; default: settings api_port.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on; default: settings api_host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port; default: settings api_port.")] = None,
 ) -> None:
     """HTTP API (/v1, OpenAI-compatible chat) and the web app in one process."""
-    from ui.api import Refused, serve as run_service
+    from ui.api import Refused
+    from ui.api import serve as run_service
 
     try:
         run_service(_settings(), host, port)
@@ -443,9 +462,9 @@ app.add_typer(feedback_app, name="feedback")
 
 @feedback_app.command("export")
 def feedback_export(
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     eval_set: Annotated[
-        Optional[Path], typer.Option(help="Skip questions already in this eval set; default: eval/questions.jsonl.")
+        Path | None, typer.Option(help="Skip questions already in this eval set; default: eval/questions.jsonl.")
     ] = None,
 ) -> None:
     """Downvoted or corrected answers as candidate eval questions (eval/questions.jsonl format)."""
@@ -510,8 +529,8 @@ def llm_server(
     model: Annotated[Path, typer.Option("--model", help="A GGUF model file.")],
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
     context: Annotated[int, typer.Option(help="Context window in tokens.")] = 8192,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads; default: all cores.")] = None,
-    sha256: Annotated[Optional[str], typer.Option(help="Refuse to start unless the file has this sha256.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads; default: all cores.")] = None,
+    sha256: Annotated[str | None, typer.Option(help="Refuse to start unless the file has this sha256.")] = None,
 ) -> None:
     """Serve a local GGUF model as an OpenAI-compatible endpoint on 127.0.0.1 (opt-in, needs xllamacpp)."""
     import time
@@ -542,32 +561,42 @@ def eval_command(
     split: Annotated[str, typer.Option(help="dev / test / all")] = "test",
     generator: Annotated[str, typer.Option(help="extractive / llm")] = "extractive",
     baseline: Annotated[
-        Optional[list[str]], typer.Option("--baseline", help="Also run: keyword / dense / naive-rag / all.")
+        list[str] | None, typer.Option("--baseline", help="Also run: keyword / dense / naive-rag / all.")
     ] = None,
-    compare: Annotated[bool, typer.Option("--compare", help="Show the change vs the last run (same split, generator).")] = False,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Show the change vs the last run (same split, generator).")
+    ] = False,
     against: Annotated[
-        Optional[Path], typer.Option("--against", help="Compare with this saved report or baseline instead.")
+        Path | None, typer.Option("--against", help="Compare with this saved report or baseline instead.")
     ] = None,
     tolerance: Annotated[
-        Optional[float], typer.Option(help="Exit 1 if a headline figure regressed by more than this vs the comparison.")
+        float | None, typer.Option(help="Exit 1 if a headline figure regressed by more than this vs the comparison.")
     ] = None,
     fail_under: Annotated[
-        Optional[list[str]], typer.Option("--fail-under", help="Exit 1 below a floor, e.g. citation_hit=0.95.")
+        list[str] | None, typer.Option("--fail-under", help="Exit 1 below a floor, e.g. citation_hit=0.95.")
     ] = None,
-    reports_dir: Annotated[Optional[Path], typer.Option(help="Default: settings reports_dir (./reports).")] = None,
+    reports_dir: Annotated[Path | None, typer.Option(help="Default: settings reports_dir (./reports).")] = None,
     save_baseline: Annotated[
-        Optional[Path], typer.Option(help="Write ours' figures as a gate reference, e.g. eval/baseline.json.")
+        Path | None, typer.Option(help="Write ours' figures as a gate reference, e.g. eval/baseline.json.")
     ] = None,
     questions: Annotated[
-        Optional[Path], typer.Option(help="Another question file in the same format (default: eval/questions.jsonl).")
+        Path | None, typer.Option(help="Another question file in the same format (default: eval/questions.jsonl).")
     ] = None,
 ) -> None:
     """Run the graded questions through `ask`; per-kind table, reports under reports/, history, gate."""
     from eval.command import Options, run
 
     options = Options(
-        settings=_settings(), split=split, generator=generator, baselines=baseline or (), compare=compare, against=against,
-        tolerance=tolerance, fail_under=fail_under or (), reports_dir=reports_dir, save_baseline=save_baseline,
+        settings=_settings(),
+        split=split,
+        generator=generator,
+        baselines=baseline or (),
+        compare=compare,
+        against=against,
+        tolerance=tolerance,
+        fail_under=fail_under or (),
+        reports_dir=reports_dir,
+        save_baseline=save_baseline,
     )
     if questions:
         options.questions = questions

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
@@ -22,7 +22,17 @@ from assistant.index import IngestLocked
 from assistant.ingest.diff import Change, ListDiff
 from assistant.items import DutyItem, ListKind
 from assistant.settings import Settings
-from assistant.versions import FilePreview, Preview, PublishRefused, Version, preview, publish, recent_audit, rollback, versions
+from assistant.versions import (
+    FilePreview,
+    Preview,
+    PublishRefused,
+    Version,
+    preview,
+    publish,
+    recent_audit,
+    rollback,
+    versions,
+)
 from ui.render import error_html, local_time
 
 log = logging.getLogger(__name__)
@@ -30,8 +40,12 @@ log = logging.getLogger(__name__)
 REFUSED = "需要管理员登录。"
 ACTIONS = {"publish": "发布", "rollback": "回滚", "upload_failed": "上传未发布"}
 FIELD_VALUES = {
-    "事项类别": "category", "事项名称": "title", "对应上级部门": "departments",
-    "上级部门职责": "department_duties", "乡镇配合职责": "township_duties", "承接部门及工作方式": "receivers",
+    "事项类别": "category",
+    "事项名称": "title",
+    "对应上级部门": "departments",
+    "上级部门职责": "department_duties",
+    "乡镇配合职责": "township_duties",
+    "承接部门及工作方式": "receivers",
 }
 
 
@@ -46,16 +60,19 @@ class DataAdmin:
     def login(self, user: str, secret: str):
         if self.admins.check_admin((user or "").strip(), secret or ""):
             user = user.strip()
-            return (user, gr.Tab(visible=True), f"已登录：{user}。请打开“数据管理”页。", "",
-                    *self._tables(user))
+            return (user, gr.Tab(visible=True), f"已登录：{user}。请打开“数据管理”页。", "", *self._tables(user))
         return None, gr.Tab(visible=False), "用户名或密码不对。", "", gr.skip(), gr.skip(), gr.skip()
 
     def preview(self, admin: str | None, files: Sequence[str] | None, replace: bool):
         if not admin:
             return None, error_html(REFUSED), gr.Button(interactive=False)
         if not files:
-            return None, error_html("请先选择要上传的清单文件（txt、docx、xlsx 或 pdf）。"), gr.Button(interactive=False)
-        folder = self.settings.uploads_dir / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+            return (
+                None,
+                error_html("请先选择要上传的清单文件（txt、docx、xlsx 或 pdf）。"),
+                gr.Button(interactive=False),
+            )
+        folder = self.settings.uploads_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         folder.mkdir(parents=True)
         kept = []
         for path in map(Path, files):
@@ -79,8 +96,10 @@ class DataAdmin:
             message = f"发布失败，当前索引未改变：{exc}"
         else:
             self.on_change()
-            message = (f"已发布索引版本 {report.generation}：新增 {report.added}，更新 {report.changed}，"
-                       f"删除 {report.removed}，未变 {report.unchanged}；嵌入 {report.embedded} 项。")
+            message = (
+                f"已发布索引版本 {report.generation}：新增 {report.added}，更新 {report.changed}，"
+                f"删除 {report.removed}，未变 {report.unchanged}；嵌入 {report.embedded} 项。"
+            )
             return (_notice(message), None, gr.Button(interactive=False), *self._tables(admin))
         return (error_html(message), None, gr.Button(interactive=False), *self._tables(admin))
 
@@ -97,8 +116,11 @@ class DataAdmin:
     def _tables(self, admin: str):
         found = versions(self.settings)
         choices = [(f"{v.generation}（{local_time(v.built)}）", v.generation) for v in found if not v.live]
-        return (versions_html(found), audit_html(recent_audit(self.settings)),
-                gr.Dropdown(choices=choices, value=choices[0][1] if choices else None))
+        return (
+            versions_html(found),
+            audit_html(recent_audit(self.settings)),
+            gr.Dropdown(choices=choices, value=choices[0][1] if choices else None),
+        )
 
 
 def _notice(message: str) -> str:
@@ -120,8 +142,11 @@ def _file_html(entry: FilePreview) -> str:
     head = f'<h4>{escape(entry.name)}</h4><p class="sha">sha256 {escape(entry.sha256)}</p>'
     if entry.document is not None:
         doc, counts = entry.document, entry.counts()
-        head += (f'<p class="town">{escape(doc.county + doc.town)}{"（新乡镇）" if entry.new_town else ""}：'
-                 + "，".join(f"{kind.short} {counts[kind.value]} 项" for kind in ListKind) + "</p>")
+        head += (
+            f'<p class="town">{escape(doc.county + doc.town)}{"（新乡镇）" if entry.new_town else ""}：'
+            + "，".join(f"{kind.short} {counts[kind.value]} 项" for kind in ListKind)
+            + "</p>"
+        )
     errors = "".join(f"<li>{escape(e)}</li>" for e in entry.errors)
     body = f'<ul class="errors">{errors}</ul>' if errors else ""
     if entry.diff is not None:
@@ -129,8 +154,13 @@ def _file_html(entry: FilePreview) -> str:
     return f'<div class="file" data-file="{escape(entry.name, quote=True)}">{head}{body}</div>'
 
 
-SECTIONS = (("added", "新增"), ("removed", "删除"), ("changed", "修改"), ("moved", "移到其他清单"),
-            ("renumbered", "仅序号变化"))
+SECTIONS = (
+    ("added", "新增"),
+    ("removed", "删除"),
+    ("changed", "修改"),
+    ("moved", "移到其他清单"),
+    ("renumbered", "仅序号变化"),
+)
 
 
 def diff_html(found: ListDiff) -> str:
@@ -139,8 +169,14 @@ def diff_html(found: ListDiff) -> str:
     for name, label in SECTIONS:
         for change in getattr(found, name):
             rows.append(_change_row(name, label, change))
-    table = ('<table class="diff"><thead><tr><th>变化</th><th>原</th><th>新</th><th>事项名称</th><th>变化的栏目</th>'
-             f'</tr></thead><tbody>{"".join(rows)}</tbody></table>') if rows else "<p>与当前索引相同。</p>"
+    table = (
+        (
+            '<table class="diff"><thead><tr><th>变化</th><th>原</th><th>新</th><th>事项名称</th><th>变化的栏目</th>'
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+        if rows
+        else "<p>与当前索引相同。</p>"
+    )
     return f'<div class="diff-town" data-town="{escape(found.town, quote=True)}"><p>{escape(found.town)}：{summary}，未变 {found.unchanged} 项</p>{table}</div>'
 
 
@@ -155,8 +191,10 @@ def _change_row(kind: str, label: str, change: Change) -> str:
         f"<p>新：{escape(_value(change.new, name))}</p></details>"
         for name in change.fields
     )
-    return (f'<tr class="change-{kind}"><td>{label}</td><td>{escape(_label(change.old))}</td>'
-            f"<td>{escape(_label(change.new))}</td><td>{escape(item.title)}</td><td>{fields}</td></tr>")
+    return (
+        f'<tr class="change-{kind}"><td>{label}</td><td>{escape(_label(change.old))}</td>'
+        f"<td>{escape(_label(change.new))}</td><td>{escape(item.title)}</td><td>{fields}</td></tr>"
+    )
 
 
 def _value(item: DutyItem | None, name: str) -> str:
@@ -175,8 +213,11 @@ def versions_html(found: Sequence[Version]) -> str:
             f"{escape(Path(d['source']).name)} <code>{escape(d.get('sha256', '')[:16])}</code>" for d in v.documents
         )
         change = v.change
-        counts = (f"新增 {change.get('added', 0)}，更新 {change.get('changed', 0)}，删除 {change.get('removed', 0)}"
-                  if change else "—")
+        counts = (
+            f"新增 {change.get('added', 0)}，更新 {change.get('changed', 0)}，删除 {change.get('removed', 0)}"
+            if change
+            else "—"
+        )
         diff = "<br>".join(
             f"{escape(town)}：" + "，".join(f"{label}{d.get(name, 0)}" for name, label in SECTIONS[:4])
             for town, d in v.diff.items()
@@ -187,8 +228,10 @@ def versions_html(found: Sequence[Version]) -> str:
             f"<td>{escape(v.published_by or '—')}</td><td>{v.items}</td><td>{counts}</td><td>{diff or '—'}</td>"
             f"<td>{sources}</td></tr>"
         )
-    return ('<table class="versions"><thead><tr><th>版本</th><th>时间</th><th>发布人</th><th>事项</th><th>变化</th>'
-            f'<th>各乡镇变化</th><th>来源文件</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+    return (
+        '<table class="versions"><thead><tr><th>版本</th><th>时间</th><th>发布人</th><th>事项</th><th>变化</th>'
+        f"<th>各乡镇变化</th><th>来源文件</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def audit_html(records: Sequence[AuditRecord]) -> str:
@@ -198,5 +241,7 @@ def audit_html(records: Sequence[AuditRecord]) -> str:
         f"<td>{escape('、'.join(f['name'] for f in r.files))}</td><td>{escape(r.message)}</td></tr>"
         for r in records
     )
-    return ('<table class="audit"><thead><tr><th>时间</th><th>操作</th><th>用户</th><th>原版本</th><th>新版本</th>'
-            f"<th>文件</th><th>说明</th></tr></thead><tbody>{rows}</tbody></table>")
+    return (
+        '<table class="audit"><thead><tr><th>时间</th><th>操作</th><th>用户</th><th>原版本</th><th>新版本</th>'
+        f"<th>文件</th><th>说明</th></tr></thead><tbody>{rows}</tbody></table>"
+    )

@@ -13,9 +13,9 @@ from pathlib import PurePath
 
 from assistant.answering.answer import Answer
 from assistant.answering.citations import MARKER, marker_id
-from assistant.items import DutyItem, ListKind
 from assistant.answering.query import Intent
 from assistant.answering.retrieve import Pair, Retrieval
+from assistant.items import DutyItem, ListKind
 
 CHIP_LIST = {ListKind.BASIC: "基本", ListKind.COORDINATED: "配合", ListKind.WITHDRAWN: "收回"}
 SET_INTENTS = {Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE}
@@ -188,7 +188,7 @@ def retrieval_html(retrieval: Retrieval, resolved: str = "") -> str:
     cited = {item.id for item in retrieval.cited}
     if retrieval.hits:
         rows = "".join(
-            f"<tr class=\"{'cited' if h.item.id in cited else ''}\"><td>{n}</td><td>{chip(h.item, kind='hit')}</td>"
+            f'<tr class="{"cited" if h.item.id in cited else ""}"><td>{n}</td><td>{chip(h.item, kind="hit")}</td>'
             f"<td>{escape(h.item.title)}</td><td>{h.score:.4f}</td><td>{h.dense:.3f}</td><td>{h.keyword:.2f}</td>"
             f"<td>{h.relevance:.2f}</td><td>{'是' if h.item.id in cited else ('达标' if h.relevant else '否')}</td></tr>"
             for n, h in enumerate(retrieval.hits[:20], 1)
@@ -204,7 +204,7 @@ def retrieval_html(retrieval: Retrieval, resolved: str = "") -> str:
     facts_html = "".join(f"<li>{escape(f)}</li>" for f in facts)
     return (
         f'<details class="retrieval"><summary>检索详情（{len(retrieval.hits)} 条候选，'
-        f'{retrieval.seconds:.2f} 秒）</summary><ul>{facts_html}</ul>{table}</details>'
+        f"{retrieval.seconds:.2f} 秒）</summary><ul>{facts_html}</ul>{table}</details>"
     )
 
 
@@ -238,7 +238,7 @@ def item_html(item: DutyItem, elsewhere: Sequence[DutyItem] = ()) -> str:
     return (
         f'<div class="item" data-id="{escape(item.id, quote=True)}"><div class="item-head">'
         f'<span class="item-cite">{escape(chip_label(item))}</span><h3>{escape(item.title)}</h3></div>'
-        f'<dl>{rows}</dl>{"".join(sections)}{footer}</div>'
+        f"<dl>{rows}</dl>{''.join(sections)}{footer}</div>"
     )
 
 

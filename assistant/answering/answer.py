@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from assistant.items import DutyItem, ListKind
 from assistant.answering.query import Intent
 from assistant.answering.retrieve import Retrieval
+from assistant.items import DutyItem, ListKind
 
 ABSTAIN_TEXT = "现有履职事项清单中没有找到与这个问题相关的事项，无法依据清单回答。"
 OUT_OF_SCOPE_TEXT = {
@@ -52,7 +52,13 @@ class Answer:
 
 
 def citation_json(item: DutyItem) -> dict:
-    return {"town": item.town, "county": item.county, "list": item.list.value, "number": item.number, "title": item.title}
+    return {
+        "town": item.town,
+        "county": item.county,
+        "list": item.list.value,
+        "number": item.number,
+        "title": item.title,
+    }
 
 
 def compose(question: str, retrieval: Retrieval) -> Answer:
@@ -157,7 +163,9 @@ def _comparison(retrieval: Retrieval) -> str:
         lines.append(f"{town}有而{'、'.join(others)}没有的事项共{len(items)}项：")
         lines.extend(f"- {item.citation}{item.title}" for item in items)
     if retrieval.pairs:
-        label = {"both": "两镇都有的事项", "topic": "两镇的对应事项"}.get(retrieval.query.compare_mode, "两镇都有但内容不同的事项")
+        label = {"both": "两镇都有的事项", "topic": "两镇的对应事项"}.get(
+            retrieval.query.compare_mode, "两镇都有但内容不同的事项"
+        )
         lines.append(f"{label}共{len(retrieval.pairs)}对：")
         for pair in retrieval.pairs:
             diff = f"（{'、'.join(pair.differences)}）" if pair.differences else "（内容一致）"

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING
 
 from langchain_core.output_parsers import StrOutputParser
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
 from assistant.answering.answer import ABSTAIN_TEXT, Answer
-from assistant.answering.citations import MARKER, CitationFilter, Checked
+from assistant.answering.citations import MARKER, Checked, CitationFilter
 from assistant.answering.followup import Turn
 from assistant.answering.query import Intent, chinese_number
 from assistant.answering.tokens import TokenCounter
@@ -74,7 +75,9 @@ class Packed:
     omitted: int
 
 
-def pack(items: Sequence[DutyItem], budget: int, count: Callable[[str], int], render: Callable[[DutyItem], str]) -> Packed:
+def pack(
+    items: Sequence[DutyItem], budget: int, count: Callable[[str], int], render: Callable[[DutyItem], str]
+) -> Packed:
     """Whole items in rank order until the next one would exceed the budget; never a cut item."""
     blocks: list[str] = []
     used = 0
@@ -99,11 +102,11 @@ class AnswerChain:
         self.model = ChatOpenAI(
             base_url=settings.llm_base_url,
             model=settings.llm_model,
-            api_key=settings.llm_api_key,
+            api_key=SecretStr(settings.llm_api_key),
             timeout=timeout,
             max_retries=min(settings.llm_max_retries, max(0, int(settings.llm_deadline // timeout) - 1)),
             temperature=settings.llm_temperature,
-            max_tokens=settings.llm_max_tokens,
+            max_completion_tokens=settings.llm_max_tokens,
             use_responses_api=False,
         )
         self.prompts: dict[str, Prompt] = {name: load(name) for name in ("answer", "summary", "followup")}
@@ -114,10 +117,13 @@ class AnswerChain:
         """The model's self-contained version of a follow-up, or None (the rules then stand)."""
         variables = {"history": render_history(history), "question": question}
         try:
-            reply = "".join(bounded(
-                lambda: iter([self.rewriter.invoke(variables)]),
-                self.settings.llm_deadline if seconds is None else seconds, 20 * REWRITE_MAX_CHARS,
-            ))
+            reply = "".join(
+                bounded(
+                    lambda: iter([self.rewriter.invoke(variables)]),
+                    self.settings.llm_deadline if seconds is None else seconds,
+                    20 * REWRITE_MAX_CHARS,
+                )
+            )
         except Exception as exc:  # any failure: the rule-based resolution is used
             log.warning("follow-up rewrite failed: %s: %s", type(exc).__name__, exc)
             return None
@@ -127,7 +133,9 @@ class AnswerChain:
 
     # -- composing -------------------------------------------------------------------------
 
-    def generate(self, prepared: Prepared, extractive: Answer, *, streaming: bool = True) -> Generator[str, None, Answer]:
+    def generate(
+        self, prepared: Prepared, extractive: Answer, *, streaming: bool = True
+    ) -> Generator[str, None, Answer]:
         """Streams the checked answer text; returns the finished Answer (the extractive one, with
         a note, whenever the model is not asked or fails)."""
         retrieval = prepared.retrieval
@@ -160,7 +168,8 @@ class AnswerChain:
         try:
             pieces = bounded(
                 lambda: self._generate(mode, variables, streaming, usage),
-                prepared.deadline - time.monotonic(), self.settings.llm_max_chars,
+                prepared.deadline - time.monotonic(),
+                self.settings.llm_max_chars,
             )
             for piece in pieces:
                 timings.setdefault("first_token", time.perf_counter() - prepared.started)
@@ -237,9 +246,16 @@ class AnswerChain:
             raise ModelFailure("the reply held nothing but citation markers")
         declined = any(phrase in text for phrase in DECLINES) and not checked.cited
         answer = Answer(
-            extractive.question, text, related=retrieval.related, retrieval=retrieval, generator="llm",
-            invalid_citations=checked.invalid, notes=list(extractive.notes), meta=dict(extractive.meta),
-            resolved_question=extractive.resolved_question, followup_rule=extractive.followup_rule,
+            extractive.question,
+            text,
+            related=retrieval.related,
+            retrieval=retrieval,
+            generator="llm",
+            invalid_citations=checked.invalid,
+            notes=list(extractive.notes),
+            meta=dict(extractive.meta),
+            resolved_question=extractive.resolved_question,
+            followup_rule=extractive.followup_rule,
             excluded=list(extractive.excluded),
         )
         if checked.invalid:
@@ -329,7 +345,9 @@ def render_history(history: Sequence[Turn]) -> str:
         if turn.answer.abstained or not turn.answer.citations:
             lines.append("助手：清单中没有找到相关事项。")
         else:
-            cited = "；".join(f"{i}. {item.citation}{item.title}" for i, item in enumerate(turn.answer.citations[:8], 1))
+            cited = "；".join(
+                f"{i}. {item.citation}{item.title}" for i, item in enumerate(turn.answer.citations[:8], 1)
+            )
             lines.append(f"助手引用的事项：{cited}")
     return "\n".join(lines)
 

@@ -18,8 +18,10 @@ OPENING = "〔【["
 CLOSING = "〕】]"
 _SEPARATOR = r"\s*[·・:：,，]\s*"
 MARKER = re.compile(
-    r"[〔【\[]{1,2}\s*(?P<town>[^\s〔〕【】\[\]·・:：,，]{1,15}?)" + _SEPARATOR
-    + r"(?P<list>[^\s〔〕【】\[\]·・:：,，]{2,12}?)" + _SEPARATOR
+    r"[〔【\[]{1,2}\s*(?P<town>[^\s〔〕【】\[\]·・:：,，]{1,15}?)"
+    + _SEPARATOR
+    + r"(?P<list>[^\s〔〕【】\[\]·・:：,，]{2,12}?)"
+    + _SEPARATOR
     + r"第?\s*(?P<number>\d{1,4})\s*项?\s*[〕】\]]{1,2}"
 )
 LIST_NAMES: dict[str, ListKind] = {}
@@ -48,7 +50,7 @@ def check(text: str, allowed: Mapping[str, DutyItem]) -> Checked:
 
     def replace(match: re.Match) -> str:
         id_ = marker_id(match)
-        if id_ in allowed:
+        if id_ is not None and id_ in allowed:
             cited.setdefault(id_, allowed[id_])
             return allowed[id_].citation
         invalid.setdefault(id_ or match.group(0))

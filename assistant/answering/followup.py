@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from assistant.answering.answer import Answer
-from assistant.items import DutyItem
-from assistant.index.keywords import key_terms
 from assistant.answering.query import LIST_WORDS, Catalog, Intent, Query, chinese_number, understand
 from assistant.answering.retrieve import Retrieval
+from assistant.index.keywords import key_terms
+from assistant.items import DutyItem
 
 
 @dataclass
@@ -62,7 +62,9 @@ MORE = re.compile(
 )
 ORDINAL = re.compile(r"第\s*([0-9０-９]+|[一二两三四五六七八九十]+)\s*(?:项|个|条|点|件)?")
 THIS_ITEM = re.compile(r"这一?项|该项|此项|这个事项|该事项|这一?条|这件事")
-FOLLOWUP_CUE = re.compile(r"^(?:那|那么|其中|另外|还有)|呢[？?。!！]*$|也是这样|一样吗|同样吗|也一样|这一?项|该项|这个|(?<!其)它")
+FOLLOWUP_CUE = re.compile(
+    r"^(?:那|那么|其中|另外|还有)|呢[？?。!！]*$|也是这样|一样吗|同样吗|也一样|这一?项|该项|这个|(?<!其)它"
+)
 # Words that ask about an item without naming a topic: what remains after them is the topic.
 NO_TOPIC = re.compile(
     r"其中|那么|那|呢|吗|吧|也|这样|一样|同样|还是|是不是|具体|需要|要|是|的|哪个|哪些|哪几[项个条]|什么|怎么|谁|"
@@ -186,7 +188,9 @@ def _carried_filters(before: Query, query: Query, catalog: Catalog) -> str:
     if before.lists and not query.lists:
         words.append("、".join(kind.label for kind in before.lists))
     if before.departments and not query.departments:
-        names = {key: max((s for s, k in catalog.departments.items() if k == key), key=len) for key in before.departments}
+        names = {
+            key: max((s for s, k in catalog.departments.items() if k == key), key=len) for key in before.departments
+        }
         words.append("、".join(names.values()))
     if before.categories and not query.categories:
         words.append("、".join(before.categories) + "类")

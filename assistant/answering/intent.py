@@ -24,11 +24,24 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 MODEL_FILE = Path(__file__).parents[1] / "data" / "intent.npz"
 LABELS = ("single", "lookup", "enumerate", "count", "compare")
-CUES = ("cue_single", "cue_lookup", "cue_enumerate", "cue_count", "cue_compare", "number", "two_towns",
-        "both_towns", "lists", "departments", "categories", "scaffolding")
+CUES = (
+    "cue_single",
+    "cue_lookup",
+    "cue_enumerate",
+    "cue_count",
+    "cue_compare",
+    "number",
+    "two_towns",
+    "both_towns",
+    "lists",
+    "departments",
+    "categories",
+    "scaffolding",
+)
 HASH_FEATURES = 2**14
-VECTORIZER = HashingVectorizer(analyzer="char", ngram_range=(1, 3), n_features=HASH_FEATURES,
-                               alternate_sign=False, norm="l2")
+VECTORIZER = HashingVectorizer(
+    analyzer="char", ngram_range=(1, 3), n_features=HASH_FEATURES, alternate_sign=False, norm="l2"
+)
 
 
 def features(texts: list[str], cues: list[dict[str, float]]) -> sparse.csr_matrix:
@@ -73,10 +86,16 @@ class IntentModel:
         return Prediction(LABELS[int(np.argmax(scores))], flags.get("figure", False), flags.get("service", False))
 
     def save(self, path: Path = MODEL_FILE) -> None:
-        arrays = {f"{name}_weights": head.weights.astype(np.float16) for name, head in self.heads.items()}
+        arrays: dict[str, np.ndarray] = {
+            f"{name}_weights": head.weights.astype(np.float16) for name, head in self.heads.items()
+        }
         arrays |= {f"{name}_head": np.array([head.bias, head.threshold]) for name, head in self.heads.items()}
-        np.savez_compressed(path, intent_weights=self.intent_weights.astype(np.float16), intent_bias=self.intent_bias,
-                            version=np.array(self.version), **arrays)
+        arrays |= {
+            "intent_weights": self.intent_weights.astype(np.float16),
+            "intent_bias": self.intent_bias,
+            "version": np.array(self.version),
+        }
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords narrowly
         load_model.cache_clear()
 
 
@@ -87,8 +106,12 @@ def load_model(path: Path = MODEL_FILE) -> IntentModel | None:
         return None
     with np.load(path) as data:
         heads = {
-            name: Head(data[f"{name}_weights"].astype(np.float64), float(data[f"{name}_head"][0]),
-                       float(data[f"{name}_head"][1]))
-            for name in HEADS if f"{name}_head" in data
+            name: Head(
+                data[f"{name}_weights"].astype(np.float64),
+                float(data[f"{name}_head"][0]),
+                float(data[f"{name}_head"][1]),
+            )
+            for name in HEADS
+            if f"{name}_head" in data
         }
         return IntentModel(data["intent_weights"].astype(np.float64), data["intent_bias"], heads, str(data["version"]))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from assistant.answering.answer import Answer, compose
 from assistant.answering.followup import Resolution, Turn, narrow, resolve
@@ -24,9 +24,6 @@ from assistant.answering.query import clean_question
 from assistant.answering.retrieve import Retrieval, Retriever
 from assistant.items import ListKind
 from assistant.settings import Settings
-
-if TYPE_CHECKING:
-    from assistant.answering.chain import AnswerChain
 
 NOTE_NO_LLM = "未配置语言模型（DUTY_LLM_BASE_URL），以下为清单原文摘要"
 NOTE_EXCLUDED = "已略去上一轮回答中列出的事项"
@@ -43,8 +40,13 @@ class Request:
 
     @classmethod
     def of(
-        cls, question: str, *, towns: Sequence[str] = (), lists: Sequence[ListKind | str] = (),
-        history: Sequence[Turn] = (), use_llm: bool | None = None,
+        cls,
+        question: str,
+        *,
+        towns: Sequence[str] = (),
+        lists: Sequence[ListKind | str] = (),
+        history: Sequence[Turn] = (),
+        use_llm: bool | None = None,
     ) -> Request:
         return cls(clean_question(question), tuple(towns), tuple(ListKind(k) for k in lists), tuple(history), use_llm)
 
@@ -80,8 +82,18 @@ class Response:
         return self._answer
 
 
+class LanguageModel(Protocol):
+    """A composer that writes answers with a language model (`chain.AnswerChain`)."""
+
+    def rewrite(self, question: str, history: Sequence[Turn], seconds: float | None = None) -> str | None: ...
+
+    def generate(
+        self, prepared: Prepared, extractive: Answer, *, streaming: bool = True
+    ) -> Generator[str, None, Answer]: ...
+
+
 class Pipeline:
-    def __init__(self, retriever: Retriever, settings: Settings, chain: AnswerChain | None = None):
+    def __init__(self, retriever: Retriever, settings: Settings, chain: LanguageModel | None = None):
         self.retriever = retriever
         self.settings = settings
         self.chain = chain
@@ -101,8 +113,11 @@ class Pipeline:
                 extractive.notes.append(NOTE_NO_LLM)
             answer = extractive
             yield answer.text
-        answer.timings = {**answer.timings, "retrieval": prepared.retrieval.seconds,
-                          "total": time.perf_counter() - prepared.started}
+        answer.timings = {
+            **answer.timings,
+            "retrieval": prepared.retrieval.seconds,
+            "total": time.perf_counter() - prepared.started,
+        }
         return answer
 
     def prepare(self, request: Request, *, use_llm: bool = False) -> Prepared:
@@ -130,5 +145,8 @@ class Pipeline:
                 answer.notes.append(NOTE_EXCLUDED)
         model = self.retriever.model
         intent = load_intent_model()
-        answer.meta["models"] = {"relevance": model.version if model else "", "intent": intent.version if intent else ""}
+        answer.meta["models"] = {
+            "relevance": model.version if model else "",
+            "intent": intent.version if intent else "",
+        }
         return answer

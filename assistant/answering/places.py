@@ -21,16 +21,33 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-
 SUFFIXES = (
-    "维吾尔自治区", "壮族自治区", "回族自治区", "自治区", "特别行政区", "省",
-    "回族自治州", "哈萨克自治州", "蒙古自治州", "柯尔克孜自治州", "藏族自治州", "自治州", "地区", "盟",
-    "自治县", "县", "市", "区", "旗",
+    "维吾尔自治区",
+    "壮族自治区",
+    "回族自治区",
+    "自治区",
+    "特别行政区",
+    "省",
+    "回族自治州",
+    "哈萨克自治州",
+    "蒙古自治州",
+    "柯尔克孜自治州",
+    "藏族自治州",
+    "自治州",
+    "地区",
+    "盟",
+    "自治县",
+    "县",
+    "市",
+    "区",
+    "旗",
 )
 HOME_PROVINCE_MIN = 2  # short forms this long are kept in the provinces of the loaded lists
 OTHER_MIN = 3  # elsewhere a two-character county short form is too often an ordinary word
 # Words before 镇/乡 that name no particular township: 本镇, 我们乡, 各乡镇, 城乡…
-NOT_A_NAME = re.compile(r"^(?:本|全|各|该|每|此|这|那|两|我|咱|哪|某|外|邻|其他|别的|附近|周边|城|村|乡|镇|一个|整个|所在)")
+NOT_A_NAME = re.compile(
+    r"^(?:本|全|各|该|每|此|这|那|两|我|咱|哪|某|外|邻|其他|别的|附近|周边|城|村|乡|镇|一个|整个|所在)"
+)
 
 
 CANDIDATE = re.compile(r"[\u4e00-\u9fff]{2}(?:镇|乡|街道)")
@@ -40,7 +57,6 @@ def _segment(text: str) -> list[str]:
     """Words (jieba, loaded on first need: it takes ~1.5 s, and most questions name no township)."""
     import jieba
 
-    
     jieba.setLogLevel(logging.WARNING)
     return jieba.lcut(text)
 
@@ -78,7 +94,9 @@ def _surfaces(known: frozenset[str]) -> tuple[tuple[str, str], ...]:
     codes = divisions()
     home = {codes[name][:2] for name in known if name in codes}
     known_codes = {codes[name] for name in known if name in codes}
-    known_codes |= {code[:4] + "0" * (len(code) - 4) for code in known_codes} | {code[:2] + "0" * 10 for code in known_codes}
+    known_codes |= {code[:4] + "0" * (len(code) - 4) for code in known_codes} | {
+        code[:2] + "0" * 10 for code in known_codes
+    }
     found: dict[str, str] = {}
     for name, code in codes.items():
         if code in known_codes or name in known:

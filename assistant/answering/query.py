@@ -92,7 +92,20 @@ FRAME_WORDS = re.compile(
 )
 BOTH_TOWNS = re.compile(r"两个?镇|两乡|两个乡|两地|各镇|两个乡镇|两镇")
 
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_SECTIONS = {"万": 10**4, "亿": 10**8}
 # A reference to a numbered item: 第N项/条/号, 序号N, 编号N, N号事项 — not an ordinal inside a phrase
@@ -237,18 +250,22 @@ def understand(
     scaffolding = bool((lists or departments or categories) and _only_scaffolding(rest))
     asks_figure = elsewhere = False
     cues = {
-        f"cue_{intent.value}": 1.0, "number": float(number is not None), "two_towns": float(len(towns) >= 2),
-        "both_towns": float(bool(BOTH_TOWNS.search(text))), "lists": float(bool(lists)),
-        "departments": float(bool(departments)), "categories": float(bool(categories)),
+        f"cue_{intent.value}": 1.0,
+        "number": float(number is not None),
+        "two_towns": float(len(towns) >= 2),
+        "both_towns": float(bool(BOTH_TOWNS.search(text))),
+        "lists": float(bool(lists)),
+        "departments": float(bool(departments)),
+        "categories": float(bool(categories)),
         "scaffolding": float(scaffolding),
     }
     model = (model or intent_model.load_model()) if learned else None
     if model is not None:
         prediction = model.predict(masked(text, catalog), cues)
-        learned = Intent(prediction.intent)
-        if learned is Intent.LOOKUP and number is None or learned is Intent.COMPARE and not compare_mode:
-            learned = Intent.SINGLE  # a lookup needs a real 第N项; a comparison needs two townships
-        intent = learned
+        decided = Intent(prediction.intent)
+        if decided is Intent.LOOKUP and number is None or decided is Intent.COMPARE and not compare_mode:
+            decided = Intent.SINGLE  # a lookup needs a real 第N项; a comparison needs two townships
+        intent = decided
         asks_figure = intent is Intent.SINGLE and prediction.figure
         elsewhere = intent is Intent.SINGLE and prediction.service and not asks_figure
     if intent is not Intent.COMPARE:
@@ -265,7 +282,9 @@ def understand(
         categories=tuple(categories),
         departments=tuple(departments),
         number=number,
-        topic=topic if intent in (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE) else re.sub(r"\s+", " ", rest).strip(),
+        topic=topic
+        if intent in (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE)
+        else re.sub(r"\s+", " ", rest).strip(),
         search_text=search_text,
         compare_mode=compare_mode,
         asks_figure=asks_figure,

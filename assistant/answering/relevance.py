@@ -44,8 +44,15 @@ FEATURES = (
     "dense_alone",
     "keyword_alone",
 )
-SITUATION_FEATURES = ("sit_dense", "sit_keyword", "rank_sit_dense", "rank_sit_keyword", "gap_sit_dense",
-                      "gap_sit_keyword", "situations")
+SITUATION_FEATURES = (
+    "sit_dense",
+    "sit_keyword",
+    "rank_sit_dense",
+    "rank_sit_keyword",
+    "gap_sit_dense",
+    "gap_sit_keyword",
+    "situations",
+)
 """What an item without situation questions (a duty new to the data) lacks: training also sees
 every candidate without them, so such an item is still judged on its own text."""
 

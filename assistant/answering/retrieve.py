@@ -107,7 +107,11 @@ class Retriever:
     # -- entry point -------------------------------------------------------------------------
 
     def retrieve(
-        self, question: str, *, towns: Sequence[str] = (), lists: Sequence[ListKind | str] = (),
+        self,
+        question: str,
+        *,
+        towns: Sequence[str] = (),
+        lists: Sequence[ListKind | str] = (),
         query: Query | None = None,
     ) -> Retrieval:
         """Answer-ready retrieval for a question; `towns` / `lists` narrow it (UI filters);
@@ -194,7 +198,8 @@ class Retriever:
         hits = self.candidates(query, n)
         model = self.model
         if hits and model is not None:
-            for hit, probability in zip(hits, model.probability(np.stack([h.features for h in hits]))):
+            rows = np.stack([h.features for h in hits if h.features is not None])
+            for hit, probability in zip(hits, model.probability(rows)):
                 hit.relevance = float(probability)
                 hit.relevant = hit.relevance >= model.threshold
         hits.sort(key=lambda h: (-h.relevance, -h.score))
@@ -219,8 +224,12 @@ class Retriever:
         rankings = {"dense": [self.position[id_] for id_ in dense]}
         for signal, values in scores.items():
             rankings[signal] = [int(i) for i in np.argsort(-values, kind="stable")[:n] if values[i] > 0]
-        weights = {"dense": self.settings.dense_share, "keyword": 1.0, "sit_dense": self.settings.situation_share,
-                   "sit_keyword": self.settings.situation_keyword_share}
+        weights = {
+            "dense": self.settings.dense_share,
+            "keyword": 1.0,
+            "sit_dense": self.settings.situation_share,
+            "sit_keyword": self.settings.situation_keyword_share,
+        }
         fused: dict[int, float] = {}
         ranks: dict[str, dict[int, int]] = {}
         k = self.settings.rrf_k
@@ -229,7 +238,9 @@ class Retriever:
             for rank, i in enumerate(ranking):
                 fused[i] = fused.get(i, 0.0) + weights[signal] / (k + rank + 1)
         candidates = list(fused)
-        dense.update(self.kb.similarity(vector, [self.items[i].id for i in candidates if self.items[i].id not in dense]))
+        dense.update(
+            self.kb.similarity(vector, [self.items[i].id for i in candidates if self.items[i].id not in dense])
+        )
         dense_of = np.array([dense.get(self.items[i].id, 0.0) for i in candidates])
         columns = {
             "dense": dense_of,
@@ -238,8 +249,9 @@ class Retriever:
             "sit_keyword": np.log1p(np.maximum(scores["sit_keyword"][candidates], 0.0)),
         }
         for signal in SIGNALS:
-            columns["rank_" + signal] = np.array([1.0 / (1 + ranks[signal][i]) if i in ranks[signal] else 0.0
-                                                  for i in candidates])
+            columns["rank_" + signal] = np.array(
+                [1.0 / (1 + ranks[signal][i]) if i in ranks[signal] else 0.0 for i in candidates]
+            )
             columns["gap_" + signal] = columns[signal] - columns[signal].max()
         terms = key_terms(text)
         columns["overlap"] = np.array([_share(terms, self.texts[i]) for i in candidates])
@@ -251,9 +263,17 @@ class Retriever:
         columns["keyword_alone"] = columns["keyword"] * (1 - columns["situations"])
         rows = np.column_stack([columns[name] for name in FEATURES])
         return [
-            Hit(self.items[i], fused[i], float(dense_of[row]), float(max(scores["keyword"][i], 0.0)),
-                float(columns["overlap"][row]), relevance=fused[i], relevant=True,
-                situation=float(columns["sit_dense"][row]), features=rows[row])
+            Hit(
+                self.items[i],
+                fused[i],
+                float(dense_of[row]),
+                float(max(scores["keyword"][i], 0.0)),
+                float(columns["overlap"][row]),
+                relevance=fused[i],
+                relevant=True,
+                situation=float(columns["sit_dense"][row]),
+                features=rows[row],
+            )
             for row, i in enumerate(candidates)
         ]
 
@@ -375,7 +395,8 @@ class Retriever:
         pairs, only = align(
             self._items(mask & (self._town_of == self._town_code.get(left, -1))),
             self._items(mask & (self._town_of == self._town_code.get(right, -1))),
-            self.catalog, towns=(left, right),
+            self.catalog,
+            towns=(left, right),
         )
         if topical and query.compare_mode in ("diff", "both"):
             query = replace(query, compare_mode="topic")
@@ -415,8 +436,9 @@ def align(
     left: list[DutyItem], right: list[DutyItem], catalog: Catalog, towns: tuple[str, str] | None = None
 ) -> tuple[list[Pair], dict[str, list[DutyItem]]]:
     """Match the same duty across two townships' items of the same list, one-to-one, best first."""
-    matched = match(left, right, _title, _title, allowed=lambda a, b: a.list is b.list,
-                    tie_break=lambda a, b: (a.id, b.id))
+    matched = match(
+        left, right, _title, _title, allowed=lambda a, b: a.list is b.list, tie_break=lambda a, b: (a.id, b.id)
+    )
     pairs = [Pair(a, b, _differences(a, b, score, catalog)) for a, b, score in matched]
     pairs.sort(key=lambda p: (p.left.list.order, p.left.number))
     used = {a.id for a, _, _ in matched} | {b.id for _, b, _ in matched}
@@ -445,7 +467,10 @@ def _differences(a: DutyItem, b: DutyItem, score: float, catalog: Catalog) -> tu
         )
     if score < 0.9:
         found.append("事项名称表述不同")
-    if a.township_duties and b.township_duties:
-        if similarity("".join(a.township_duties), "".join(b.township_duties)) < 0.6:
-            found.append("乡镇配合职责不同")
+    if (
+        a.township_duties
+        and b.township_duties
+        and similarity("".join(a.township_duties), "".join(b.township_duties)) < 0.6
+    ):
+        found.append("乡镇配合职责不同")
     return tuple(found)

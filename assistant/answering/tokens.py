@@ -13,7 +13,7 @@ import gzip
 import hashlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -79,7 +79,7 @@ def install_encodings(cache_dir: Path) -> Path:
     return cache_dir
 
 
-@lru_cache(maxsize=None)
+@cache
 def encoding(name: str, cache_dir: Path) -> tiktoken.Encoding:
     if name not in ENCODING_FILES:
         raise EncodingUnavailable(f"unknown encoding {name!r}; use one of {', '.join(ENCODING_FILES)}")

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,8 @@ from assistant.index.server import ServerStore
 from assistant.index.store import GenerationStore, IndexMissing, LocalStore
 from assistant.ingest.parsing import Document, ParseError, parse_paths
 from assistant.ingest.readers import Limits
-from assistant.jsonl import write_atomic
 from assistant.items import DutyItem, ListKind
+from assistant.jsonl import write_atomic
 from assistant.settings import Settings
 from embeddings import Embedder, load_embedder
 from embeddings.chroma import ChromaEmbeddingFunction
@@ -145,8 +145,11 @@ def current_generation(settings: Settings) -> Path:
     store = open_store(settings)
     generation = store.live()
     if generation is None:
-        where = (f"the Chroma server {settings.chroma_host}:{settings.chroma_port}"
-                 if settings.chroma_mode == "http" else str(settings.index_dir))
+        where = (
+            f"the Chroma server {settings.chroma_host}:{settings.chroma_port}"
+            if settings.chroma_mode == "http"
+            else str(settings.index_dir)
+        )
         raise IndexMissing(f"no index in {where}; run `duty-assistant ingest`")
     return store.open(generation)
 
@@ -206,8 +209,17 @@ def ingest(
         documents, conflicts = _unique_towns(documents)
         report = IngestReport(documents=[d.source for d in documents], errors=errors + conflicts)
         if not (replace and report.errors):  # replacing would drop the failed documents' townships
-            _apply(store, documents, settings, replace, embedder or make_embedder(settings), report, progress,
-                   user, annotate)
+            _apply(
+                store,
+                documents,
+                settings,
+                replace,
+                embedder or make_embedder(settings),
+                report,
+                progress,
+                user,
+                annotate,
+            )
     report.seconds = time.perf_counter() - started
     return report
 
@@ -249,7 +261,9 @@ def _apply(
 ) -> None:
     live, old_manifest, old_items = live_state(store)
     report.previous = live
-    reuse = old_manifest is not None and old_manifest["embedder"] == embedder.name and old_manifest.get("format") == FORMAT
+    reuse = (
+        old_manifest is not None and old_manifest["embedder"] == embedder.name and old_manifest.get("format") == FORMAT
+    )
     plan = plan_change(old_items, documents, replace=replace, reuse_vectors=reuse)
     report.added, report.changed, report.removed = len(plan.added), len(plan.changed), len(plan.removed)
     report.unchanged = plan.unchanged
@@ -260,7 +274,7 @@ def _apply(
         return
 
     store.discard_unfinished()
-    generation = f"gen-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{os.getpid()}"
+    generation = f"gen-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{os.getpid()}"
     try:
         folder, collection = store.create(generation, live if reuse else None)
         _write_vectors(collection, plan, embedder, progress)
@@ -314,20 +328,29 @@ def _manifest(
     sources = {d["town"]: d for d in (old_manifest or {}).get("documents", []) if d["town"] in towns}
     for doc in documents:
         sources[doc.town] = {
-            "source": doc.source, "sha256": file_sha256(doc.source), "town": doc.town, "county": doc.county,
-            "prefecture": doc.prefecture, "counts": {kind.value: doc.count(kind) for kind in ListKind},
+            "source": doc.source,
+            "sha256": file_sha256(doc.source),
+            "town": doc.town,
+            "county": doc.county,
+            "prefecture": doc.prefecture,
+            "counts": {kind.value: doc.count(kind) for kind in ListKind},
         }
     return {
         "format": FORMAT,
         "generation": generation,
         "collection": store.collection_name(generation),
         "embedder": embedder.name,
-        "built": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "built": datetime.now(UTC).isoformat(timespec="seconds"),
         "published_by": user,
         "previous": previous,
         "items": len(plan.items),
-        "change": {"added": len(plan.added), "changed": len(plan.changed), "removed": len(plan.removed),
-                   "unchanged": plan.unchanged, "embedded": len(plan.to_embed)},
+        "change": {
+            "added": len(plan.added),
+            "changed": len(plan.changed),
+            "removed": len(plan.removed),
+            "unchanged": plan.unchanged,
+            "embedded": len(plan.to_embed),
+        },
         "documents": sorted(sources.values(), key=lambda d: d["town"]),
     }
 

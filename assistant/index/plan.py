@@ -53,8 +53,7 @@ def plan_change(
         to_embed, to_delete = tuple(new.values()), ()
     towns = {item.town for item in new.values()}
     removed_towns = tuple(dict.fromkeys(item.town for item in old.values() if item.town not in towns))
-    return Plan(new, added, changed, removed, len(new) - len(added) - len(changed), to_embed, to_delete,
-                removed_towns)
+    return Plan(new, added, changed, removed, len(new) - len(added) - len(changed), to_embed, to_delete, removed_towns)
 
 
 def order(item: DutyItem) -> tuple:

@@ -76,4 +76,3 @@ def read_manifest(folder: Path) -> dict:
 
 def write_keywords(folder: Path, items: Sequence[DutyItem]) -> None:
     KeywordIndex.build([i.id for i in items], [keyword_text(i) for i in items]).save(folder / "keywords")
-

@@ -118,7 +118,8 @@ class ServerStore:
         folder.mkdir(parents=True)
         chroma = client(self.settings)
         collection = chroma.create_collection(
-            collection_name(generation), metadata={"hnsw:space": "cosine"},
+            collection_name(generation),
+            metadata={"hnsw:space": "cosine"},
             embedding_function=self.embedding_function,
         )
         if copy_from is not None:
@@ -127,8 +128,10 @@ class ServerStore:
                 page = source.get(limit=PAGE, offset=offset, include=["embeddings", "documents", "metadatas"])
                 if page["ids"]:
                     collection.add(
-                        ids=page["ids"], embeddings=page["embeddings"],
-                        documents=page["documents"], metadatas=page["metadatas"],
+                        ids=page["ids"],
+                        embeddings=page["embeddings"],
+                        documents=page["documents"],
+                        metadatas=page["metadatas"],
                     )
         return folder, collection
 
@@ -145,14 +148,17 @@ class ServerStore:
             metadatas=[{"generation": generation, "kind": "items", "part": part} for part in range(len(chunks))],
         )
         meta.upsert(
-            ids=[f"{generation}/manifest"], embeddings=[_UNIT],
+            ids=[f"{generation}/manifest"],
+            embeddings=[_UNIT],
             documents=[(folder / "manifest.json").read_text(encoding="utf-8")],
             metadatas=[{"generation": generation, "kind": "manifest", "part": 0}],
         )
 
     def swap(self, generation: str) -> None:
         _meta(self.settings).upsert(
-            ids=[POINTER], embeddings=[_UNIT], documents=[generation],
+            ids=[POINTER],
+            embeddings=[_UNIT],
+            documents=[generation],
             metadatas=[{"generation": generation, "kind": "pointer", "part": 0}],
         )
 
@@ -171,8 +177,8 @@ class ServerStore:
         complete = {g.name for g in self.generations()} | {self.live()}
         prefix = collection_name("")
         for name in _collection_names(client(self.settings)):
-            if name.startswith(prefix) and name[len(prefix):] not in complete:
-                self.remove(name[len(prefix):])
+            if name.startswith(prefix) and name[len(prefix) :] not in complete:
+                self.remove(name[len(prefix) :])
         for folder in [*self.index_dir.glob("gen-*"), *self.index_dir.glob(".gen-*.tmp")]:
             if folder.name not in complete:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -204,8 +210,12 @@ def lease(settings: Settings) -> Iterator[None]:
     holder = _lease_holder(meta)
     if holder and time.time() - holder["since"] > LEASE_SECONDS:
         meta.delete(ids=[LEASE])
-    meta.add(ids=[LEASE], embeddings=[_UNIT], documents=[owner],
-             metadatas=[{"generation": "", "kind": "lease", "part": 0, "owner": owner, "since": time.time()}])
+    meta.add(
+        ids=[LEASE],
+        embeddings=[_UNIT],
+        documents=[owner],
+        metadatas=[{"generation": "", "kind": "lease", "part": 0, "owner": owner, "since": time.time()}],
+    )
     holder = _lease_holder(meta)
     if holder is None or holder["owner"] != owner:
         since = time.strftime("%H:%M:%S", time.localtime(holder["since"])) if holder else "?"

@@ -66,11 +66,13 @@ def inherit(items: Sequence[DutyItem], entries: Sequence[Entry]) -> list[tuple[s
     """The situation questions of each item (aligned with `items`): its best-matching entry's."""
     exact = {(e.list, e.title): e for e in entries}
     by_list: dict[ListKind, list[Entry]] = {}
-    for entry in entries:
-        by_list.setdefault(entry.list, []).append(entry)
-    found = []
+    for each in entries:
+        by_list.setdefault(each.list, []).append(each)
+    found: list[tuple[str, ...]] = []
     for item in items:
-        entry = exact.get((item.list, item.title)) or _best(item.title, by_list.get(item.list, []), THRESHOLD)
+        entry: Entry | None = exact.get((item.list, item.title)) or _best(
+            item.title, by_list.get(item.list, []), THRESHOLD
+        )
         if entry is None:
             entry = _best(item.title, entries, CROSS_LIST_THRESHOLD)
         found.append(entry.questions if entry else ())
@@ -109,8 +111,8 @@ class SituationIndex:
                     position[question] = len(owners)
                     owners.append([])
                 owners[position[question]].append(i)
-        questions = list(position)
-        return cls(questions, owners, cached_vectors(questions, embedder, cache_dir), len(items))
+        texts = list(position)
+        return cls(texts, owners, cached_vectors(texts, embedder, cache_dir), len(items))
 
     def best(self, query_vector: np.ndarray, query_text: str) -> tuple[np.ndarray, np.ndarray]:
         """Per item: the best cosine of its questions to the query, and their best BM25 score."""

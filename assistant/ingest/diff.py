@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from assistant.items import DutyItem, ListKind
 from assistant.ingest.parsing import Document, ParseError
+from assistant.items import DutyItem, ListKind
 from assistant.titles import match
 
 FIELDS = (
@@ -33,7 +33,7 @@ class Change:
 
     @property
     def renumbered(self) -> bool:
-        return bool(self.old and self.new) and self.old.number != self.new.number
+        return self.old is not None and self.new is not None and self.old.number != self.new.number
 
 
 @dataclass
@@ -49,7 +49,7 @@ class ListDiff:
     @property
     def withdrawn(self) -> list[Change]:
         """Moved to the 上级部门收回事项清单."""
-        return [c for c in self.moved if c.new.list is ListKind.WITHDRAWN]
+        return [c for c in self.moved if c.new is not None and c.new.list is ListKind.WITHDRAWN]
 
     @property
     def empty(self) -> bool:
@@ -63,17 +63,25 @@ class ListDiff:
             return [{"old": side(c.old), "new": side(c.new), "fields": list(c.fields)} for c in found]
 
         return {
-            "town": self.town, "added": changes(self.added), "removed": changes(self.removed),
-            "changed": changes(self.changed), "moved": changes(self.moved),
-            "renumbered": changes(self.renumbered), "unchanged": self.unchanged,
+            "town": self.town,
+            "added": changes(self.added),
+            "removed": changes(self.removed),
+            "changed": changes(self.changed),
+            "moved": changes(self.moved),
+            "renumbered": changes(self.renumbered),
+            "unchanged": self.unchanged,
         }
 
 
 def diff_documents(old: Document, new: Document) -> ListDiff:
     """Changes from `old` to `new`, two versions of one township's document."""
     if (old.town, old.county) != (new.town, new.county):
-        raise ParseError(new.source, 1, f"is {new.county}{new.town}, but {old.source} is {old.county}{old.town}: "
-                         "not two versions of one township's list")
+        raise ParseError(
+            new.source,
+            1,
+            f"is {new.county}{new.town}, but {old.source} is {old.county}{old.town}: "
+            "not two versions of one township's list",
+        )
     return diff_items(old.town, old.items, new.items)
 
 
@@ -99,8 +107,8 @@ def diff_items(town: str, old: Sequence[DutyItem], new: Sequence[DutyItem]) -> L
     result.removed = [Change(a, None) for a in rest_old if a.id not in moved_old]
     result.added = [Change(None, b) for b in rest_new if b.id not in moved_new]
     for found in (result.changed, result.moved, result.renumbered, result.added):
-        found.sort(key=lambda c: _order(c.new))
-    result.removed.sort(key=lambda c: _order(c.old))
+        found.sort(key=lambda c: _order(c.new))  # type: ignore[arg-type]  # these all have a new side
+    result.removed.sort(key=lambda c: _order(c.old))  # type: ignore[arg-type]
     return result
 
 
@@ -113,7 +121,11 @@ def _match(
 ) -> list[tuple[DutyItem, DutyItem]]:
     """One-to-one pairs by title similarity, best first; ties go to the same list, then the closer number."""
     pairs = match(
-        left, right, _title, _title, allowed=allowed,
+        left,
+        right,
+        _title,
+        _title,
+        allowed=allowed,
         tie_break=lambda a, b: (a.list is not b.list, abs(a.number - b.number), a.id, b.id),
     )
     return [(a, b) for a, b, _ in pairs]

@@ -15,32 +15,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from assistant.ingest.readers import SUFFIXES, Limits, reader_for
+from assistant.ingest.rows import ParseError, Row
 from assistant.items import DutyItem, ListKind, Receiver
 
-if TYPE_CHECKING:
-    from assistant.ingest.readers import Limits
+__all__ = ["Document", "ParseError", "Row", "parse_file", "parse_paths", "parse_rows"]
 
 log = logging.getLogger(__name__)
-
-
-class ParseError(ValueError):
-    """A malformed document; the message names file and location."""
-
-    def __init__(self, source: str, where: str | int, message: str):
-        self.source = source
-        self.where = str(where)
-        self.reason = message
-        super().__init__(f"{source}:{where}: {message}")
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of a source document: its cells and where it stands (line, or page/row)."""
-
-    cells: tuple[str, ...]
-    where: str | int
 
 
 @dataclass
@@ -74,30 +56,8 @@ _HEADER_FIRST = "序号"
 _COLUMNS = {ListKind.BASIC: 3, ListKind.COORDINATED: 6, ListKind.WITHDRAWN: 4}
 
 
-def read_text(path: Path, limits: Limits | None = None) -> list[Row]:
-    """The text export: one row per line, cells separated by tabs."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise ParseError(str(path), line, "not UTF-8 text (save the file as UTF-8)") from exc
-    # Not splitlines(): U+2028 and friends inside a cell are text, not line breaks.
-    lines = _LINE_BREAK.split(text.removesuffix("\n"))
-    if limits is not None:
-        if len(text) > limits.chars:
-            raise ParseError(str(path), 0, f"more than {limits.chars:,} characters of text (limit: setting max_chars)")
-        if len(lines) > limits.rows:
-            raise ParseError(str(path), limits.rows + 1, f"more than {limits.rows:,} lines (limit: setting max_rows)")
-    return [Row(tuple(line.split("\t")), number) for number, line in enumerate(lines, 1)]
-
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
 def parse_file(path: str | Path, limits: Limits | None = None) -> Document:
     """Parse one document, choosing the reader by file suffix; `limits` bound its content."""
-    from assistant.ingest.readers import reader_for
-
     path = Path(path)
     if not path.is_file():
         raise ParseError(str(path), 0, "no such file")
@@ -175,9 +135,7 @@ class _Section:
         if kind is None:
             raise ParseError(source, where, "cannot tell which list this table is: " + "、".join(header))
         if len(header) != _COLUMNS[kind]:
-            raise ParseError(
-                source, where, f"{kind.label} header has {len(header)} columns, expected {_COLUMNS[kind]}"
-            )
+            raise ParseError(source, where, f"{kind.label} header has {len(header)} columns, expected {_COLUMNS[kind]}")
         return cls(kind, len(header), where)
 
     def check_header(self, header: list[str], source: str, where) -> None:
@@ -214,9 +172,16 @@ class _Section:
                 extra["receivers"] = split_receivers(cells[3])
             items.append(
                 DutyItem(
-                    town=town, county=county, prefecture=prefecture, list=self.kind, number=number,
-                    category=category, title=title, source=source,
-                    line=int(where) if str(where).isdigit() else 0, **extra,
+                    town=town,
+                    county=county,
+                    prefecture=prefecture,
+                    list=self.kind,
+                    number=number,
+                    category=category,
+                    title=title,
+                    source=source,
+                    line=int(where) if str(where).isdigit() else 0,
+                    **extra,
                 )
             )
         if not items:
@@ -258,7 +223,7 @@ def _place_prefix(title: str) -> str:
 
 def _places(titles: list[tuple[str, str | int]], cover: list[str], source: str) -> tuple[str, str, str]:
     """Town, county and prefecture from the cover and section titles, which must agree."""
-    candidates = [("".join(cover).replace(" ", ""), 1)] if cover else []
+    candidates: list[tuple[str, str | int]] = [("".join(cover).replace(" ", ""), 1)] if cover else []
     candidates += titles
     found = []
     for text, where in candidates:
@@ -369,7 +334,8 @@ def _split_ordinals(text: str) -> tuple[str, list[str]]:
 
 def dedupe(steps: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
     seen: set[str] = set()
-    kept, dropped = [], []
+    kept: list[str] = []
+    dropped: list[str] = []
     for step in steps:
         (dropped if step in seen else kept).append(step)
         seen.add(step)
@@ -396,9 +362,7 @@ def split_receivers(cell: str) -> tuple[Receiver, ...]:
     return tuple(receivers)
 
 
-def parse_paths(
-    paths: Iterable[str | Path], limits: Limits | None = None
-) -> tuple[list[Document], list[ParseError]]:
+def parse_paths(paths: Iterable[str | Path], limits: Limits | None = None) -> tuple[list[Document], list[ParseError]]:
     """Parse every document under the given files and folders; failures are collected, not raised.
 
     One bad or unreadable file is reported and the others are still parsed.
@@ -421,19 +385,22 @@ def parse_paths(
 def expand_paths(paths: Iterable[str | Path], errors: list[ParseError] | None = None) -> list[Path]:
     """Document files under the given files and folders; a folder that cannot be listed is
     reported into `errors` (or raised), never skipped silently."""
-    from assistant.ingest.readers import SUFFIXES
-
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             found.append(path)
             continue
         unreadable: list[OSError] = []
-        inside = [Path(folder) / name for folder, _, names in os.walk(path, onerror=unreadable.append) for name in names]
+        inside = [
+            Path(folder) / name for folder, _, names in os.walk(path, onerror=unreadable.append) for name in names
+        ]
         found.extend(sorted(p for p in inside if p.suffix.lower() in SUFFIXES and p.is_file()))
         for exc in unreadable:
-            error = ParseError(str(exc.filename or path), 0, f"cannot read the folder ({exc.strerror or exc}); "
-                               "its documents were not imported")
+            error = ParseError(
+                str(exc.filename or path),
+                0,
+                f"cannot read the folder ({exc.strerror or exc}); its documents were not imported",
+            )
             if errors is None:
                 raise error
             errors.append(error)

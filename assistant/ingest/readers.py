@@ -17,7 +17,7 @@ from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 
-from assistant.ingest.parsing import ParseError, Row, read_text
+from assistant.ingest.rows import ParseError, Row
 
 Reader = Callable[..., list[Row]]  # (path, limits) -> rows
 
@@ -62,7 +62,8 @@ class _Count:
     def over(self, where, what: str, value: float, limit: float, setting: str) -> None:
         if value > limit:
             raise ParseError(
-                str(self.path), where,
+                str(self.path),
+                where,
                 f"more than {limit:,} {what}: not a duty list, or not one this reader accepts "
                 f"(limit: setting {setting}, DUTY_{setting.upper()})",
             )
@@ -85,6 +86,7 @@ def _check_unpacked(path: Path, limits: Limits) -> None:
         return  # the library reports the damage in its own words
     _Count(path, limits).over(0, "MB unpacked", round(unpacked / 2**20, 1), limits.unpacked_mb, "max_unpacked_mb")
 
+
 _HEADER = "序号"
 
 
@@ -100,6 +102,29 @@ def _open(path: Path, kind: str, opener: Callable):
         raise
     except Exception as exc:  # the libraries raise many unrelated types on bad input
         raise ParseError(str(path), 0, f"cannot read this file as {kind} ({type(exc).__name__}: {exc})") from None
+
+
+# -- the text export -------------------------------------------------------------------------
+
+
+def read_text(path: Path, limits: Limits | None = None) -> list[Row]:
+    """The text export: one row per line, cells separated by tabs."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ParseError(str(path), line, "not UTF-8 text (save the file as UTF-8)") from exc
+    # Not splitlines(): U+2028 and friends inside a cell are text, not line breaks.
+    lines = _LINE_BREAK.split(text.removesuffix("\n"))
+    if limits is not None:
+        if len(text) > limits.chars:
+            raise ParseError(str(path), 0, f"more than {limits.chars:,} characters of text (limit: setting max_chars)")
+        if len(lines) > limits.rows:
+            raise ParseError(str(path), limits.rows + 1, f"more than {limits.rows:,} lines (limit: setting max_rows)")
+    return [Row(tuple(line.split("\t")), number) for number, line in enumerate(lines, 1)]
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 # -- Word -------------------------------------------------------------------------------------
@@ -161,8 +186,13 @@ def _scan_docx(path: Path, limits: Limits) -> None:
                 elif tag == _W + "t" and element.text:
                     count.add(f"paragraph {paragraphs + 1}", 0, len(element.text))
                 if elements > 10 * limits.cells:
-                    count.over(f"paragraph {paragraphs}", "XML elements (10 per allowed cell)", elements,
-                               10 * limits.cells, "max_cells")
+                    count.over(
+                        f"paragraph {paragraphs}",
+                        "XML elements (10 per allowed cell)",
+                        elements,
+                        10 * limits.cells,
+                        "max_cells",
+                    )
                 if tag in (_W + "p", _W + "tbl"):
                     element.clear(keep_tail=False)
                     while element.getprevious() is not None:  # free what has been counted
@@ -200,7 +230,9 @@ def read_xlsx(path: Path, limits: Limits | None = None) -> list[Row]:
     book = _open(path, "an Excel .xlsx workbook", lambda p: openpyxl.load_workbook(p, read_only=True, data_only=True))
     count = _Count(path, limits)
     try:
-        sheets = _open(path, "an Excel .xlsx workbook", lambda _: [_read_sheet(book, s, count) for s in book.worksheets])
+        sheets = _open(
+            path, "an Excel .xlsx workbook", lambda _: [_read_sheet(book, s, count) for s in book.worksheets]
+        )
     finally:
         book.close()
     return [row for title, values, merges in sheets for row in _sheet_rows(title, values, merges)]
@@ -220,8 +252,12 @@ def _read_sheet(book, sheet, count: _Count) -> tuple[str, list[list[str]], list]
     height = width = 0
     with sheet._get_source() as source:  # the streaming parser, which also keeps the merged ranges
         parser = WorkSheetParser(
-            source, sheet._shared_strings, data_only=True, epoch=book.epoch,
-            date_formats=book._date_formats, timedelta_formats=book._timedelta_formats,
+            source,
+            sheet._shared_strings,
+            data_only=True,
+            epoch=book.epoch,
+            date_formats=book._date_formats,
+            timedelta_formats=book._timedelta_formats,
         )
         for row_number, row in parser.parse():
             count.over(f"{sheet.title}!A{row_number}", "rows", row_number, limits.rows, "max_rows")
@@ -314,11 +350,15 @@ def read_pdf(path: Path, limits: Limits | None = None) -> list[Row]:
             except ParseError:
                 raise
             except Exception as exc:
-                raise ParseError(str(path), f"page {number}", f"cannot read this page ({type(exc).__name__}: {exc})") from None
+                raise ParseError(
+                    str(path), f"page {number}", f"cannot read this page ({type(exc).__name__}: {exc})"
+                ) from None
     finally:
         _close(pdf)
     if chars == 0:
-        raise ParseError(str(path), "page 1", "the PDF has no text layer (a scan?); export it from Word/WPS as PDF, or OCR it")
+        raise ParseError(
+            str(path), "page 1", "the PDF has no text layer (a scan?); export it from Word/WPS as PDF, or OCR it"
+        )
     return _join_continuations(rows)
 
 
@@ -326,9 +366,7 @@ def _pages(pdf, count: _Count) -> list:
     """The pages, counted from the page tree before any is laid out."""
     from pdfminer.pdfpage import PDFPage
 
-    total = 0
-    for _ in PDFPage.create_pages(pdf.doc):
-        total += 1
+    for total, _ in enumerate(PDFPage.create_pages(pdf.doc), 1):
         count.over(f"page {total}", "pages", total, count.limits.pages, "max_pages")
     return pdf.pages
 
@@ -412,12 +450,18 @@ def _lines(chars: Iterable[dict]) -> list[_Line]:
         if not visible:
             continue
         first = visible[0]
-        word = _first_word(group[group.index(first):])
-        lines.append(_Line(
-            text="".join(c["text"] for c in group), top=first["top"], x0=first["x0"],
-            x1=visible[-1]["x1"], first_width=first["x1"] - first["x0"], word_width=word["x1"] - first["x0"],
-            space_width=first.get("size", 0.0) / 2,
-        ))
+        word = _first_word(group[group.index(first) :])
+        lines.append(
+            _Line(
+                text="".join(c["text"] for c in group),
+                top=first["top"],
+                x0=first["x0"],
+                x1=visible[-1]["x1"],
+                first_width=first["x1"] - first["x0"],
+                word_width=word["x1"] - first["x0"],
+                space_width=first.get("size", 0.0) / 2,
+            )
+        )
     return lines
 
 
@@ -470,7 +514,9 @@ def _join_continuations(rows: list[Row]) -> list[Row]:
     for row in rows:
         cells = row.cells
         if (
-            last_data is not None and len(cells) > 1 and not cells[0].strip()
+            last_data is not None
+            and len(cells) > 1
+            and not cells[0].strip()
             and len(cells) == len(joined[last_data].cells)
         ):
             previous = joined[last_data]
@@ -507,10 +553,12 @@ def reader_for(path: Path, limits: Limits | None = None) -> Reader:
     if suffix in READERS:
         return partial(_checked, READERS[suffix], limits=limits or Limits.from_settings())
     if suffix in _CONVERT:
-        raise ParseError(str(path), 0, f"unsupported file type {suffix} (an old binary format); "
-                         f"save it as {_CONVERT[suffix]} first")
-    raise ParseError(str(path), 0, f"unsupported file type {suffix or '(none)'}; expected one of "
-                     + ", ".join(sorted(SUFFIXES)))
+        raise ParseError(
+            str(path), 0, f"unsupported file type {suffix} (an old binary format); save it as {_CONVERT[suffix]} first"
+        )
+    raise ParseError(
+        str(path), 0, f"unsupported file type {suffix or '(none)'}; expected one of " + ", ".join(sorted(SUFFIXES))
+    )
 
 
 def _checked(reader: Reader, path: Path, *, limits: Limits) -> list[Row]:
@@ -518,8 +566,12 @@ def _checked(reader: Reader, path: Path, *, limits: Limits) -> list[Row]:
     if size == 0:
         raise ParseError(str(path), 0, "the file is empty")
     if size > limits.file_mb * 2**20:
-        raise ParseError(str(path), 0, f"the file is {size / 2**20:.0f} MB, larger than any duty list "
-                         f"(limit {limits.file_mb:g} MB: setting max_file_mb)")
+        raise ParseError(
+            str(path),
+            0,
+            f"the file is {size / 2**20:.0f} MB, larger than any duty list "
+            f"(limit {limits.file_mb:g} MB: setting max_file_mb)",
+        )
     rows = reader(path, limits)
     # Whatever a reader did not count itself, the whole document is bounded here.
     count = _Count(path, limits)

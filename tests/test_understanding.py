@@ -1,0 +1,199 @@
+"""Question understanding: situation questions, learned intent and relevance, places, figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from assistant.answering.intent import load_model as load_intent_model
+from assistant.answering.places import unknown_places
+from assistant.answering.query import Intent, understand
+from assistant.answering.relevance import FEATURES, ModelError, load_model
+from assistant.index import ingest
+from assistant.index.situations import SITUATIONS_FILE, Entry, SituationsError, inherit, load_entries
+from assistant.items import DutyItem, ListKind
+from assistant.service import Assistant
+from assistant.settings import CORPUS_DIR, Settings
+from assistant.titles import match, similarity
+from embeddings.cached import CachedEmbedder
+
+
+def item(title: str, kind: ListKind = ListKind.BASIC, number: int = 1, town: str = "甲镇") -> DutyItem:
+    return DutyItem(town, "某县", "", kind, number, "民生服务", title)
+
+
+# -- titles ----------------------------------------------------------------------------------
+
+
+def test_titles_match_one_to_one_best_first():
+    left = ["“私屠滥宰”执法监管", "秸秆禁烧工作", "殡葬改革"]
+    right = ["私屠滥宰执法监管", "农作物秸秆禁烧、综合利用工作", "宗教事务"]
+    pairs = match(left, right, str, str)
+    assert [(a, b) for a, b, _ in pairs] == [(left[0], right[0]), (left[1], right[1])]
+    assert similarity("殡葬改革", "殡葬改革") == 1.0 and similarity("殡葬改革", "宗教事务") == 0.0
+
+
+# -- situation questions -------------------------------------------------------------------
+
+
+def test_every_duty_of_the_shipped_lists_has_situation_questions(items):
+    entries = load_entries()
+    inherited = inherit(items, entries)
+    assert all(len(questions) >= 5 for questions in inherited), "a shipped duty has fewer than 5 situation questions"
+    assert len({(e.list, e.title) for e in entries}) == len(entries)
+
+
+def test_a_duty_inherits_by_title_within_its_list_and_across_only_when_nearly_unchanged():
+    entries = [Entry(ListKind.COORDINATED, "“私屠滥宰”执法监管", ("有人在家杀羊卖肉",))]
+    same_list = item("私屠滥宰执法监管", ListKind.COORDINATED)
+    moved = item("“私屠滥宰”执法监管", ListKind.WITHDRAWN)
+    other = item("殡葬改革工作", ListKind.COORDINATED)
+    assert inherit([same_list, moved, other], entries) == [("有人在家杀羊卖肉",), ("有人在家杀羊卖肉",), ()]
+
+
+def test_a_malformed_situations_line_names_file_and_line(tmp_path):
+    path = tmp_path / "situations.jsonl"
+    path.write_text('{"list": "basic", "title": "甲", "questions": ["问"]}\n{"list": "other"}\n', encoding="utf-8")
+    with pytest.raises(SituationsError, match=r"situations.jsonl:2"):
+        load_entries(path)
+
+
+@pytest.fixture(scope="module")
+def renamed(tmp_path_factory, assistant):
+    """A new township: 二工镇's list under another name, ingested on its own."""
+    folder = tmp_path_factory.mktemp("renamed")
+    text = (CORPUS_DIR / "二工镇.txt").read_text(encoding="utf-8").replace("二工镇", "新户镇")
+    (folder / "新户镇.txt").write_text(text, encoding="utf-8")
+    settings = Settings(home=folder / "home", corpus=[folder], vector_cache=assistant.settings.vector_cache)
+    embedder = CachedEmbedder.from_collection(assistant.kb.embedder, assistant.kb.collection)
+    report = ingest([folder], settings, embedder=embedder)
+    assert report.ok, report.errors
+    return Assistant.open(settings, build=False)
+
+
+def test_a_new_townships_list_inherits_the_situation_questions(renamed):
+    retriever = renamed.retriever
+    assert retriever.situations.has.all(), "every item of the renamed list should inherit its duty's questions"
+    entry = next(e for e in load_entries() if e.title == "“私屠滥宰”执法监管")
+    answer = renamed.ask(entry.questions[0])
+    assert [i.id for i in answer.citations] == ["新户镇:coordinated:22"]
+
+
+# -- learned models --------------------------------------------------------------------------
+
+
+def test_the_shipped_models_load_and_fit_the_code():
+    relevance, intent = load_model(), load_intent_model()
+    assert relevance is not None and relevance.features == FEATURES and 0 < relevance.threshold < 1
+    assert intent is not None and set(intent.heads) == {"figure", "service"}
+
+
+def test_a_model_trained_on_other_features_is_refused(tmp_path):
+    data = load_model().to_dict()
+    data["features"] = data["features"][:-1]
+    path = tmp_path / "relevance.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ModelError, match="relevance.json"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "第一书记说村里有人私自宰羊，镇里该管吗？",
+        "好几个村民来反映有人在河边烧麦草，找谁？",
+        "所有村民都说那条水渠该修了，镇上管不管？",
+        "我头一回养羊，防疫针镇上有人来打吗？",
+    ],
+)
+def test_cue_words_inside_situations_do_not_make_a_set_or_a_lookup(assistant, question):
+    query = understand(question, assistant.retriever.catalog)
+    assert query.intent is Intent.SINGLE and query.number is None
+
+
+@pytest.mark.parametrize(
+    ("question", "intent"),
+    [
+        ("二工镇配合履职事项第22项是什么？", Intent.LOOKUP),
+        ("列出二工镇所有应急管理及消防类事项", Intent.ENUMERATE),
+        ("半截沟镇有多少项收回事项？", Intent.COUNT),
+        ("二工镇有哪些配合履职事项是半截沟镇没有的？", Intent.COMPARE),
+    ],
+)
+def test_set_lookup_and_comparison_questions_keep_their_intent(assistant, question, intent):
+    assert understand(question, assistant.retriever.catalog).intent is intent
+
+
+def test_relevance_orders_candidates_by_probability(assistant):
+    hits = assistant.retrieve("有人在自家院里杀羊卖肉，镇上管不管？").hits
+    probabilities = [h.relevance for h in hits]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert hits[0].item.title.endswith("私屠滥宰”执法监管") and hits[0].relevant
+    assert all(h.features is not None and h.features.shape == (len(FEATURES),) for h in hits)
+
+
+# -- honest out-of-scope answers -------------------------------------------------------------
+
+
+KNOWN = ("二工镇", "二工", "半截沟镇", "半截沟", "吉木萨尔县", "吉木萨尔", "奇台县", "奇台", "昌吉回族自治州", "昌吉州")
+
+
+@pytest.mark.parametrize(
+    ("question", "place"),
+    [
+        ("三台镇有人私自宰羊归谁管？", "三台镇"),
+        ("乌鲁木齐市天山区的老旧小区改造谁负责？", "天山区"),
+        ("木垒那边秸秆禁烧是谁负责？", "木垒哈萨克自治县"),
+        ("甘肃张掖老家的土地纠纷找乡里有用吗？", "张掖市"),
+    ],
+)
+def test_places_without_a_list_are_found(question, place):
+    assert place in unknown_places(question, KNOWN)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["二工镇有人私自宰羊，镇里该做什么？", "我们乡镇的秸秆禁烧归谁", "城乡居民医保在镇上交吗", "全镇各乡都要搞吗"],
+)
+def test_the_loaded_places_and_ordinary_words_are_not_unknown_places(question):
+    assert unknown_places(question, KNOWN) == []
+
+
+def test_a_place_the_lists_mention_is_not_unknown():
+    assert unknown_places("疏勒古城的保护归谁管？", KNOWN, mentioned="负责疏勒古城遗址保护") == []
+
+
+def test_a_township_without_a_list_is_answered_honestly(assistant):
+    answer = assistant.ask("三台镇有人私自宰羊归谁管？")
+    assert answer.abstained and not answer.citations and answer.retrieval.scope == "place"
+    assert "三台镇" in answer.text and all(t in answer.text for t in assistant.kb.towns)
+    assert answer.related, "the loaded townships' nearest items are shown as related"
+
+
+def test_a_figure_the_lists_do_not_hold_points_to_the_responsible_item(assistant):
+    answer = assistant.ask("低保一个月能领多少钱？")
+    assert answer.abstained and not answer.citations and answer.retrieval.scope == "figure"
+    assert "金额" in answer.text and answer.related
+
+
+def test_a_service_no_list_covers_is_declined(assistant):
+    answer = assistant.ask("办护照要去哪里，需要带什么？")
+    assert answer.abstained and not answer.citations
+
+
+def test_answers_record_which_models_answered(assistant):
+    models = assistant.ask("村里有人私自宰羊，镇里该做什么？").meta["models"]
+    assert models["relevance"] == load_model().version and models["intent"] == load_intent_model().version
+
+
+def test_situation_vectors_are_cached_by_text(assistant, tmp_path):
+    from assistant.index.situations import cached_vectors
+
+    texts = ["有人在家杀羊卖肉", "地里有人烧麦草"]
+    first = cached_vectors(texts, assistant.kb.embedder, tmp_path)
+    assert len(list(tmp_path.glob("situations-*.npy"))) == 1
+    again = cached_vectors(texts, assistant.kb.embedder, tmp_path)
+    assert np.array_equal(first, again) and first.shape == (2, assistant.kb.embedder.dimension)
+    assert SITUATIONS_FILE.exists()
