@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q
 
-.PHONY: install install-test run test eval bench bench-scale clean
+.PHONY: install install-test run test test-fast check train eval bench bench-scale clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,8 +23,23 @@ install-test: install
 run: install
 	$(VENV)/bin/duty-assistant ui
 
-test: install-test
+# Lint, format, types and the import contracts (the core never reaches up; no cycles).
+check: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: install-test check
 	$(PY) -m pytest -q
+
+# Everything that needs no index of the shipped corpus: well under a minute.
+test-fast: install-test
+	$(PY) -m pytest -q -m "not index"
+
+# Re-fit the learned intent and relevance models on the train split (threshold chosen on dev).
+train: install
+	$(VENV)/bin/duty-assistant train
 
 eval: install
 	$(VENV)/bin/duty-assistant eval --split test

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from assistant.answering import intent as intent_model
 from assistant.answering.query import Intent, masked, understand
 from assistant.answering.relevance import FEATURES, MODEL_FILE, SITUATION_FEATURES, RelevanceModel, save_model
 from assistant.service import Assistant
+from assistant.settings import Settings
 from eval.questions import Question, load_questions
 
 RELEVANCE_KINDS = ("single", "withdrawn", "department", "trap", "out_of_scope")
@@ -182,14 +184,18 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
-def main() -> None:
-    assistant = Assistant.open()
+def main(settings: Settings | None = None) -> None:
+    started = time.perf_counter()
+    assistant = Assistant.open(settings)
     intent, figures = train_intent(assistant)
     intent.save()
-    print(intent.version, figures)
+    print(intent.version, json.dumps(figures, ensure_ascii=False))
     model, figures = train(assistant)
     save_model(model, MODEL_FILE)
-    print(model.version, f"threshold {model.threshold:.3f}", figures)
+    print(model.version, json.dumps(figures, ensure_ascii=False))
+    print(
+        f"trained in {time.perf_counter() - started:.0f} s; the models are {MODEL_FILE.parent}/intent.npz and {MODEL_FILE}"
+    )
 
 
 if __name__ == "__main__":

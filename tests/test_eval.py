@@ -32,12 +32,26 @@ def q(kind="single", gold=("a",), match="any", **more) -> Question:
 # -- question set ------------------------------------------------------------------------------
 
 
-def test_question_set_loads_with_both_splits_and_every_kind():
+def test_the_bank_measures_generalisation():
     questions = load_questions()
-    assert len(questions) == 267
-    assert Counter(q.split for q in questions) == {"dev": 120, "test": 147}
-    assert len({q.kind for q in questions}) == 9
+    kinds = Counter(q.kind for q in questions)
+    assert len(questions) >= 1000 and set(Counter(q.split for q in questions)) == {"train", "dev", "test"}
+    assert len(kinds) == 10 and kinds["trap"] >= 80 and kinds["comparison"] >= 40 and kinds["follow_up"] >= 40
+    classes = Counter(q.oos for q in questions if q.kind == "out_of_scope")
+    assert min(classes["figure"], classes["place"], classes["service"]) >= 50
+    single = sorted(q.overlap for q in questions if q.band is not None and q.kind != "trap")
+    assert single[len(single) // 2] < 0.15, "single-item questions should mostly avoid the items' own words"
     assert all(q.split == "test" for q in load_questions(split="test"))
+
+
+def test_the_original_questions_keep_their_splits():
+    original = [q for q in load_questions() if q.id.startswith("q")]
+    assert len(original) == 267 and Counter(q.split for q in original) == {"dev": 120, "test": 147}
+
+
+def test_every_shipped_duty_has_a_situation_question_in_the_bank():
+    duties = {q.duty for q in load_questions() if q.duty and q.kind in ("single", "withdrawn", "department")}
+    assert len(duties) >= 260
 
 
 @pytest.mark.parametrize(

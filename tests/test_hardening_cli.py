@@ -184,11 +184,11 @@ def _bad_configs(tmp_path: Path) -> list[tuple[dict, str]]:
     typo = tmp_path / "typo.toml"
     typo.write_text("top_kk = 3\n", encoding="utf-8")
     nan = tmp_path / "nan.toml"
-    nan.write_text("min_relevance = nan\n", encoding="utf-8")
+    nan.write_text("relative_cutoff = nan\n", encoding="utf-8")
     return [
         ({"DUTY_CONFIG": str(broken)}, f"{broken}: 不是有效的 TOML"),
         ({"DUTY_CONFIG": str(typo)}, "top_kk"),
-        ({"DUTY_CONFIG": str(nan)}, f"{nan}: min_relevance"),
+        ({"DUTY_CONFIG": str(nan)}, f"{nan}: relative_cutoff"),
         ({"DUTY_CONFIG": str(tmp_path / "missing.toml")}, f"DUTY_CONFIG={tmp_path / 'missing.toml'}"),
         ({"DUTY_MIN_RELEVANCE": "nan"}, "DUTY_MIN_RELEVANCE"),
         ({"DUTY_DENSE_WEIGHT": "inf"}, "DUTY_DENSE_WEIGHT"),

@@ -135,7 +135,7 @@ def _shown(kb, monkeypatch, item_id: str) -> str:
     """What `duty-assistant show` prints for the item (its real console, captured)."""
     from types import SimpleNamespace
 
-    from assistant import cli
+    from ui import cli
 
     buffer = io.StringIO()
     monkeypatch.setattr(cli, "_open_assistant", lambda: SimpleNamespace(kb=kb))

@@ -28,7 +28,7 @@ def item(title: str, kind: ListKind = ListKind.BASIC, number: int = 1, town: str
 
 
 def test_titles_match_one_to_one_best_first():
-    left = ["“私屠滥宰”执法监管", "秸秆禁烧工作", "殡葬改革"]
+    left = ["“私屠滥宰”执法监管", "农作物秸秆禁烧工作", "殡葬改革"]
     right = ["私屠滥宰执法监管", "农作物秸秆禁烧、综合利用工作", "宗教事务"]
     pairs = match(left, right, str, str)
     assert [(a, b) for a, b, _ in pairs] == [(left[0], right[0]), (left[1], right[1])]

@@ -556,6 +556,14 @@ def llm_server(
         err.print("模型服务已停止。")
 
 
+@app.command()
+def train() -> None:
+    """Re-fit the learned intent and relevance models on the train split (thresholds chosen on dev)."""
+    from eval.train import main as run_training
+
+    run_training(_settings())
+
+
 @app.command("eval")
 def eval_command(
     split: Annotated[str, typer.Option(help="dev / test / all")] = "test",
