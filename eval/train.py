@@ -31,6 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from assistant.answering import intent as intent_model
 from assistant.answering.query import Intent, masked, understand
 from assistant.answering.relevance import FEATURES, MODEL_FILE, SITUATION_FEATURES, RelevanceModel, save_model
+from assistant.index.situations import ship_vectors
 from assistant.service import Assistant
 from assistant.settings import Settings
 from eval.questions import Question, load_questions
@@ -187,6 +188,7 @@ def read_jsonl(path: Path) -> list[dict]:
 def main(settings: Settings | None = None) -> None:
     started = time.perf_counter()
     assistant = Assistant.open(settings)
+    print(f"situation question vectors shipped: {ship_vectors(assistant.kb.embedder)}")
     intent, figures = train_intent(assistant)
     intent.save()
     print(intent.version, json.dumps(figures, ensure_ascii=False))

@@ -190,8 +190,8 @@ def _bad_configs(tmp_path: Path) -> list[tuple[dict, str]]:
         ({"DUTY_CONFIG": str(typo)}, "top_kk"),
         ({"DUTY_CONFIG": str(nan)}, f"{nan}: relative_cutoff"),
         ({"DUTY_CONFIG": str(tmp_path / "missing.toml")}, f"DUTY_CONFIG={tmp_path / 'missing.toml'}"),
-        ({"DUTY_MIN_RELEVANCE": "nan"}, "DUTY_MIN_RELEVANCE"),
-        ({"DUTY_DENSE_WEIGHT": "inf"}, "DUTY_DENSE_WEIGHT"),
+        ({"DUTY_RELATIVE_CUTOFF": "nan"}, "DUTY_RELATIVE_CUTOFF"),
+        ({"DUTY_DENSE_SHARE": "inf"}, "DUTY_DENSE_SHARE"),
         ({"DUTY_LLM_ENCODING": "bogus"}, "DUTY_LLM_ENCODING"),
         ({"DUTY_CORPUS": "not json"}, "DUTY_CORPUS"),
     ]
@@ -201,7 +201,7 @@ def _bad_configs(tmp_path: Path) -> list[tuple[dict, str]]:
 def test_every_command_names_the_bad_setting(tmp_path, monkeypatch, command):
     monkeypatch.setenv("DUTY_HOME", str(tmp_path / "home"))
     for env, named in _bad_configs(tmp_path):
-        for name in ("DUTY_CONFIG", "DUTY_MIN_RELEVANCE", "DUTY_DENSE_WEIGHT", "DUTY_LLM_ENCODING", "DUTY_CORPUS"):
+        for name in ("DUTY_CONFIG", "DUTY_RELATIVE_CUTOFF", "DUTY_DENSE_SHARE", "DUTY_LLM_ENCODING", "DUTY_CORPUS"):
             monkeypatch.delenv(name, raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)

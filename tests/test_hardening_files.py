@@ -139,7 +139,7 @@ def _shown(kb, monkeypatch, item_id: str) -> str:
 
     buffer = io.StringIO()
     monkeypatch.setattr(cli, "_open_assistant", lambda: SimpleNamespace(kb=kb))
-    monkeypatch.setattr(cli.out, "file", buffer)
+    monkeypatch.setattr(cli.out, "_file", buffer)  # not `file`: restoring it would pin a stale stream
     cli.show(item_id)
     return buffer.getvalue()
 

@@ -191,9 +191,21 @@ def test_answers_record_which_models_answered(assistant):
 def test_situation_vectors_are_cached_by_text(assistant, tmp_path):
     from assistant.index.situations import cached_vectors
 
-    texts = ["有人在家杀羊卖肉", "地里有人烧麦草"]
+    texts = ["有人在家杀羊卖肉的测试句", "地里有人烧麦草的测试句"]
     first = cached_vectors(texts, assistant.kb.embedder, tmp_path)
-    assert len(list(tmp_path.glob("situations-*.npy"))) == 1
+    assert len(list(tmp_path.glob("situations-*.npz"))) == 1
     again = cached_vectors(texts, assistant.kb.embedder, tmp_path)
-    assert np.array_equal(first, again) and first.shape == (2, assistant.kb.embedder.dimension)
+    assert np.allclose(first, again, atol=1e-3) and first.shape == (2, assistant.kb.embedder.dimension)
+    direct = assistant.kb.embedder.embed_queries(texts)
+    assert np.allclose(first, direct, atol=1e-3)
+
+
+def test_the_shipped_vectors_are_the_embedders_own(assistant):
+    from assistant.index.situations import SHIPPED_VECTORS, _load_vectors
+
+    shipped = _load_vectors(SHIPPED_VECTORS, assistant.kb.embedder.name)
+    texts = list(dict.fromkeys(q for entry in load_entries() for q in entry.questions))
+    assert set(texts) <= set(shipped), "refresh them with `duty-assistant train`"
+    sample = texts[::300]
+    assert np.allclose(np.stack([shipped[t] for t in sample]), assistant.kb.embedder.embed_queries(sample), atol=2e-3)
     assert SITUATIONS_FILE.exists()

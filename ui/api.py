@@ -711,7 +711,7 @@ def mount_web(
     """The same Gradio app as `duty-assistant ui`, at /; behind a login (same store) when `login`."""
     import gradio as gr
 
-    from ui.app import CSS, THEME, build_app
+    from ui.app import build_app, page_options
 
     demo = build_app(assistant, settings, unavailable)
     gr.mount_gradio_app(
@@ -722,15 +722,7 @@ def mount_web(
         server_port=settings.api_port,
         auth=store.check_login if login else None,
         auth_message="请用管理员分配的名称和密码（或 API 密钥）登录。",
-        footer_links=["api", "settings"],
-        run_history=False,
-        ssr_mode=False,
-        pwa=False,
-        mcp_server=False,
-        show_error=False,
-        enable_monitoring=False,
-        theme=THEME,
-        css=CSS,
+        **page_options(settings.ui_max_upload_mb),
     )
 
 

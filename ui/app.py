@@ -402,30 +402,36 @@ def build_app(assistant: Assistant | None, settings: Settings, unavailable: str 
 THEME = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
 
 
-def launch(demo: gr.Blocks, host: str, port: int, *, block: bool = True, max_upload_mb: float | None = None) -> str:
-    """Serve the page (offline: system fonts, no analytics, no share link); returns its URL.
-
-    Gradio's upload route exists on every app (only the administrators' 数据管理 tab uploads):
-    without a limit anyone who can reach the page could fill the disk (setting ui_max_upload_mb).
-    """
+def page_options(max_upload_mb: float | None = None) -> dict:
+    """How the page is served, alone (`launch`) or mounted in the API (`ui.api`): offline (system
+    fonts, no analytics, no share link, no monitoring), and with an upload limit — Gradio's upload
+    route exists on every app (only the administrators' 数据管理 tab uploads), and without a limit
+    anyone who can reach the page could fill the disk (setting ui_max_upload_mb)."""
     if max_upload_mb is None:
         max_upload_mb = Settings.model_fields["ui_max_upload_mb"].default
+    return {
+        "max_file_size": int(max_upload_mb * 2**20),
+        "theme": THEME,
+        "css": CSS,
+        "footer_links": ["api", "settings"],
+        "run_history": False,
+        "ssr_mode": False,
+        "pwa": False,
+        "mcp_server": False,
+        "show_error": False,
+        "enable_monitoring": False,
+    }
+
+
+def launch(demo: gr.Blocks, host: str, port: int, *, block: bool = True, max_upload_mb: float | None = None) -> str:
+    """Serve the page on its own; returns its URL."""
     _, url, _ = demo.launch(
-        max_file_size=int(max_upload_mb * 2**20),
         server_name=host,
         server_port=port,
         prevent_thread_lock=not block,
         share=False,
         quiet=True,
-        theme=THEME,
-        css=CSS,
-        footer_links=["api", "settings"],
-        run_history=False,
-        ssr_mode=False,
-        pwa=False,
-        mcp_server=False,
-        show_error=False,
-        enable_monitoring=False,
+        **page_options(max_upload_mb),
     )
     return url
 

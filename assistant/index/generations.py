@@ -235,15 +235,23 @@ def _unique_towns(documents: list[Document]) -> tuple[list[Document], list[Parse
     return list(seen.values()), errors
 
 
-def live_state(store: GenerationStore) -> tuple[str | None, dict | None, dict[str, DutyItem]]:
-    """The live generation's name, manifest and items; (None, None, {}) if there is none readable."""
+def live_state(store: GenerationStore, *, replace: bool = True) -> tuple[str | None, dict | None, dict[str, DutyItem]]:
+    """The live generation's name, manifest and items; (None, None, {}) if there is none.
+
+    An unreadable live generation is rebuilt from scratch only when the ingest replaces
+    everything: merging new documents into it would silently drop the other townships.
+    """
     live = store.live()
     if live is None:
         return None, None, {}
     try:
         folder = store.open(live)
         return live, read_manifest(folder), {item.id: item for item in read_items(folder)}
-    except (OSError, RuntimeError, ValueError):
+    except (OSError, RuntimeError, ValueError) as exc:
+        if not replace:
+            raise RuntimeError(
+                f"the live index cannot be read ({exc}); rebuild it with `duty-assistant ingest --replace`"
+            ) from None
         log.warning("live generation %s is unreadable; building a new one from scratch", live, exc_info=True)
         return None, None, {}
 
@@ -259,7 +267,7 @@ def _apply(
     user: str,
     annotate: Annotate | None,
 ) -> None:
-    live, old_manifest, old_items = live_state(store)
+    live, old_manifest, old_items = live_state(store, replace=replace)
     report.previous = live
     reuse = (
         old_manifest is not None and old_manifest["embedder"] == embedder.name and old_manifest.get("format") == FORMAT

@@ -128,21 +128,49 @@ class SituationIndex:
 
 
 def cached_vectors(texts: list[str], embedder: Embedder, cache_dir: Path) -> np.ndarray:
-    """Query-side vectors of the texts; computed once per embedder and kept in `cache_dir`.
+    """Query-side vectors of the texts (the situations are matched against questions).
 
-    The situations are matched against questions, so they are embedded as queries.
+    Embedding the ~1,500 shipped questions takes ~50 s on 2 cores, so their vectors for the
+    default embedder ship with the data (`SHIPPED_VECTORS`, refreshed by `duty-assistant train`);
+    any other text, or another embedder, is embedded once and kept in `cache_dir`.
     """
     if not texts:
         return np.zeros((0, embedder.dimension), dtype=np.float32)
-    digest = hashlib.sha256(json.dumps([embedder.name, texts], ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
-    path = Path(cache_dir) / f"situations-{digest}.npy"
-    if path.exists():
-        vectors = np.load(path)
-        if vectors.shape[0] == len(texts):
-            return vectors
-    vectors = np.asarray(embedder.embed_queries(texts), dtype=np.float32)
+    cache = Path(cache_dir) / f"situations-{hashlib.sha256(embedder.name.encode()).hexdigest()[:12]}.npz"
+    known = {**_load_vectors(SHIPPED_VECTORS, embedder.name), **_load_vectors(cache, embedder.name)}
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    if missing:
+        known.update(zip(missing, np.asarray(embedder.embed_queries(missing), dtype=np.float32)))
+        _save_vectors(cache, embedder.name, {t: known[t] for t in dict.fromkeys(texts)})
+    return np.stack([known[t] for t in texts]).astype(np.float32)
+
+
+SHIPPED_VECTORS = SITUATIONS_FILE.with_suffix(".vectors.npz")
+
+
+def ship_vectors(embedder: Embedder, path: Path = SHIPPED_VECTORS) -> int:
+    """Write the shipped vectors of every situation question for `embedder`; returns the count."""
+    texts = list(dict.fromkeys(q for entry in load_entries() for q in entry.questions))
+    _save_vectors(path, embedder.name, dict(zip(texts, np.asarray(embedder.embed_queries(texts), dtype=np.float32))))
+    return len(texts)
+
+
+def _load_vectors(path: Path, embedder: str) -> dict[str, np.ndarray]:
+    if not path.exists():
+        return {}
+    with np.load(path) as data:
+        if str(data["embedder"]) != embedder:
+            return {}
+        return dict(zip(data["texts"].tolist(), data["vectors"].astype(np.float32)))
+
+
+def _save_vectors(path: Path, embedder: str, vectors: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(partial, vectors)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(
+        partial,
+        embedder=np.array(embedder),
+        texts=np.array(list(vectors)),
+        vectors=np.stack(list(vectors.values())).astype(np.float16),
+    )
     os.replace(partial, path)
-    return vectors
