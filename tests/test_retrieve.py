@@ -123,3 +123,20 @@ def test_comparison_of_one_duty_names_the_different_departments(assistant):
     pair = result.pairs[0]
     assert {pair.left.town, pair.right.town} == {"二工镇", "半截沟镇"}
     assert any("牵头部门不同" in d for d in pair.differences)
+
+
+def test_a_comparison_where_one_side_has_nothing_lists_the_other_side(assistant):
+    from assistant.answering.retrieve import align
+
+    left = [i for i in assistant.kb.items if i.town == "二工镇"][:3]
+    pairs, only = align([], left, assistant.retriever.catalog, towns=("半截沟镇", "二工镇"))
+    assert pairs == [] and only == {"半截沟镇": [], "二工镇": left}
+    result = assistant.retrieve("二工镇有哪些收回事项是半截沟镇没有的？", lists=["withdrawn"])
+    assert result.complete and not result.abstained and set(result.only) == {"二工镇"}
+
+
+def test_asking_how_two_townships_differ_lists_the_differences(assistant):
+    for question in ("二工镇和半截沟镇相比有哪些不同", "二工镇和半截沟镇相比有哪些不同的事项"):
+        answer = assistant.ask(question)
+        assert not answer.abstained and len(answer.citations) >= 20, question
+        assert "没有发现差异" not in answer.text
