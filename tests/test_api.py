@@ -413,6 +413,7 @@ def test_wrong_content_type(http):
 # -- access: keys, rate limit, public bind -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_keys_are_stored_only_as_hashes(keys):
     path, made = keys
     stored = path.read_text(encoding="utf-8")
@@ -464,6 +465,7 @@ def test_web_login_uses_the_same_store(keyed_server, keys):
         assert "auth_required" not in browser.get("/config").json()
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_public_bind_without_keys(tmp_path):
     result = run_cli(["serve", "--host", "0.0.0.0", "--port", str(free_port())], tmp_path)
     assert result.returncode == 2

@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real documents, models or processes: not in the fast tier
+
 CLI = [sys.executable, "-m", "ui.cli"]
 
 

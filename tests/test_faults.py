@@ -28,6 +28,8 @@ from assistant.service import Assistant
 from assistant.settings import CORPUS_DIR, Settings
 from ui.cli import app
 
+pytestmark = pytest.mark.slow  # real documents, models or processes: not in the fast tier
+
 QUESTION = "秸秆禁烧归谁管"
 SEED = int(os.environ.get("FAULT_SEED", time.time_ns() % 100_000))
 

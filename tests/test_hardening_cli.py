@@ -55,6 +55,7 @@ LINES = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=LINES)
 def test_ask_json_turns_any_bytes_into_one_valid_object_per_line(tiny_home, lines):
@@ -80,6 +81,7 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_an_undecodable_line_gets_an_error_object_and_the_stream_goes_on(tiny_home):
     result = run(["ask", "--json", "-"], tiny_home, b"\xff\xfe\n" + "殡葬改革归谁管".encode() + b"\n")
     first, second = (json.loads(line) for line in result.stdout.decode("utf-8").splitlines())
@@ -87,6 +89,7 @@ def test_an_undecodable_line_gets_an_error_object_and_the_stream_goes_on(tiny_ho
     assert second["citations"][0]["number"] == 1 and "error" not in second
 
 
+@pytest.mark.slow
 def test_ask_and_chat_with_undecodable_input_do_not_crash(tiny_home):
     result = run(["ask", b"\xff\xfe\xe5".decode("utf-8", "surrogateescape")], tiny_home)
     assert result.returncode == 2 and b"Traceback" not in result.stderr
@@ -101,6 +104,7 @@ def test_ask_and_chat_with_undecodable_input_do_not_crash(tiny_home):
 # -- item 11: document and user text printed as written ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_markup_and_emoji_codes_in_items_print_as_written(tiny_home):
     shown = run(["show", "甲乡:basic:2"], tiny_home, COLUMNS="300")
     assert shown.returncode == 0, shown.stderr.decode()
@@ -156,6 +160,7 @@ def test_blank_questions_are_refused(assistant, question):
     assert understand("", assistant.retriever.catalog).number is None
 
 
+@pytest.mark.slow
 def test_blank_question_at_the_command_line_is_refused(tiny_home):
     result = run(["ask", ""], tiny_home)
     assert result.returncode == 2 and "问题是空的" in result.stderr.decode("utf-8")

@@ -10,6 +10,8 @@ import pytest
 
 from ui.llm_server import LLMServerError, check_model, sha256_of
 
+pytestmark = pytest.mark.slow  # real documents, models or processes: not in the fast tier
+
 
 def test_missing_model_file(tmp_path):
     with pytest.raises(LLMServerError, match="模型文件不存在"):

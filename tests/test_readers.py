@@ -14,6 +14,8 @@ from assistant.index import ingest
 from assistant.ingest.parsing import ParseError, parse_file, parse_paths
 from assistant.settings import CORPUS_DIR, Settings
 
+pytestmark = pytest.mark.slow  # real documents, models or processes: not in the fast tier
+
 TOWNS = sorted(p.stem for p in CORPUS_DIR.glob("*.txt"))
 FONT = cjk_font()
 needs_font = pytest.mark.skipif(FONT is None, reason="no CJK font (make install-test installs fonts-wqy-microhei)")
