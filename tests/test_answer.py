@@ -1,4 +1,5 @@
 from assistant.answering.answer import ABSTAIN_TEXT, compose, describe
+from assistant.answering.citations import MARKER, marker_id
 
 
 def test_coordinated_answer_says_what_the_township_does_and_who_leads(assistant):
@@ -45,6 +46,8 @@ def test_answer_cites_only_retrieved_items(assistant):
         retrieval = assistant.retrieve(question)
         answer = compose(question, retrieval)
         assert {c.id for c in answer.citations} <= {i.id for i in retrieval.cited}
+        markers = {marker_id(m) for m in MARKER.finditer(answer.text)}
+        assert answer.citations and markers == {c.id for c in answer.citations}, "every citation is shown, nothing else"
 
 
 def test_json_contract(assistant):

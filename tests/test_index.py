@@ -1,4 +1,3 @@
-import json
 import shutil
 
 import pytest
@@ -114,9 +113,13 @@ def test_concurrent_ingest_is_refused(home):
 
 
 def test_items_file_round_trips(built_settings):
+    from assistant.index.records import items_to_jsonl, read_items
+    from assistant.items import DutyItem
+
     folder = current_generation(built_settings)
-    first = json.loads((folder / "items.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    assert set(first) >= {"town", "county", "prefecture", "list", "number", "category", "title"}
+    items = read_items(folder)
+    assert len(items) == 486 and [DutyItem.from_dict(i.to_dict()) for i in items] == items
+    assert items_to_jsonl(items) == (folder / "items.jsonl").read_text(encoding="utf-8")
 
 
 def test_embedder_mismatch_is_reported(built_settings, tmp_path):

@@ -175,7 +175,8 @@ def catalog(assistant):
 @given(st.text(max_size=200))
 def test_understanding_never_crashes_and_names_only_known_places(catalog, question):
     query = understand(question, catalog)
-    assert query.intent in Intent
+    assert query.intent is not Intent.LOOKUP or query.number is not None, "a lookup needs a 第N项"
+    assert query.intent is not Intent.COMPARE or query.compare_mode, "a comparison knows what it compares"
     assert set(query.towns) <= set(catalog.towns.values())
     assert set(query.counties) <= set(catalog.counties.values())
     assert set(query.categories) <= set(catalog.categories.values())
