@@ -97,7 +97,7 @@ def test_admin_previews_publishes_and_rolls_back(browser, data_server, data_sett
     assert open_index(data_settings).generation == old_generation  # a preview publishes nothing
     rows.nth(1).locator("details summary").click()
     page.wait_for_timeout(300)
-    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "artifacts").mkdir(exist_ok=True)
     # the README's docs/screenshot-data.png is a copy of this one
     page.locator("#data-preview").screenshot(path=str(ROOT / "artifacts" / "screenshot-data.png"))
 
