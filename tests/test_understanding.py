@@ -6,7 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import HashingVectorizer
 
+from assistant.answering.intent import HASH_FEATURES, NGRAMS, char_ngrams
 from assistant.answering.intent import load_model as load_intent_model
 from assistant.answering.places import unknown_places
 from assistant.answering.query import Intent, understand
@@ -88,6 +93,16 @@ def test_the_shipped_models_load_and_fit_the_code():
     relevance, intent = load_model(), load_intent_model()
     assert relevance is not None and relevance.features == FEATURES and 0 < relevance.threshold < 1
     assert intent is not None and set(intent.heads) == {"figure", "service"}
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_intent_features_are_scikit_learns_hashed_ngrams(text):
+    """Training uses scikit-learn; answering must compute the very same features without it."""
+    reference = HashingVectorizer(
+        analyzer="char", ngram_range=NGRAMS, n_features=HASH_FEATURES, alternate_sign=False, norm="l2"
+    )
+    assert np.allclose(char_ngrams(text).toarray(), reference.transform([text]).toarray())
 
 
 def test_a_model_trained_on_other_features_is_refused(tmp_path):
