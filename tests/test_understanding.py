@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,8 +12,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from assistant.answering.intent import HASH_FEATURES, NGRAMS, char_ngrams
+from assistant.answering.classifier import load_model as load_classifier
+from assistant.answering.classifier import situations_digest
 from assistant.answering.intent import load_model as load_intent_model
+from assistant.answering.ngrams import NGRAMS, char_ngrams
 from assistant.answering.places import unknown_places
 from assistant.answering.query import Intent, understand
 from assistant.answering.relevance import FEATURES, ModelError, load_model
@@ -46,7 +49,7 @@ def test_titles_match_one_to_one_best_first():
 def test_every_duty_of_the_shipped_lists_has_situation_questions(items):
     entries = load_entries()
     inherited = inherit(items, entries)
-    assert all(len(questions) >= 5 for questions in inherited), "a shipped duty has fewer than 5 situation questions"
+    assert all(e is not None and len(e.questions) >= 5 for e in inherited), "a shipped duty has < 5 situation questions"
     assert len({(e.list, e.title) for e in entries}) == len(entries)
 
 
@@ -55,7 +58,11 @@ def test_a_duty_inherits_by_title_within_its_list_and_across_only_when_nearly_un
     same_list = item("私屠滥宰执法监管", ListKind.COORDINATED)
     moved = item("“私屠滥宰”执法监管", ListKind.WITHDRAWN)
     other = item("殡葬改革工作", ListKind.COORDINATED)
-    assert inherit([same_list, moved, other], entries) == [("有人在家杀羊卖肉",), ("有人在家杀羊卖肉",), ()]
+    assert [e.questions if e else () for e in inherit([same_list, moved, other], entries)] == [
+        ("有人在家杀羊卖肉",),
+        ("有人在家杀羊卖肉",),
+        (),
+    ]
 
 
 def test_a_malformed_situations_line_names_file_and_line(tmp_path):
@@ -89,20 +96,43 @@ def test_a_new_townships_list_inherits_the_situation_questions(renamed):
 # -- learned models --------------------------------------------------------------------------
 
 
-def test_the_shipped_models_load_and_fit_the_code():
-    relevance, intent = load_model(), load_intent_model()
+def test_the_shipped_models_load_and_fit_the_code(assistant):
+    relevance, intent, duties = load_model(), load_intent_model(), load_classifier()
     assert relevance is not None and relevance.features == FEATURES and 0 < relevance.threshold < 1
     assert intent is not None and set(intent.heads) == {"figure", "service"}
+    assert duties is not None and duties.situations == situations_digest(), "refit with `duty-assistant train`"
+    assert duties.keys == tuple(e.key for e in load_entries()) and duties.embedder == assistant.kb.embedder.name
+
+
+def test_the_duty_classifier_scores_every_item_through_its_entry(assistant, renamed):
+    for retriever in (assistant.retriever, renamed.retriever):
+        assert retriever.classifier is not None and (retriever._class_of >= 0).all()
+    entry = next(e for e in load_entries() if e.title == "“私屠滥宰”执法监管")
+    probabilities = load_classifier().probabilities(
+        assistant.kb.embedder.embed_query("邻居在自家后院杀羊往外卖"), "邻居在自家后院杀羊往外卖"
+    )
+    assert np.isclose(probabilities.sum(), 1.0) and load_classifier().keys[int(probabilities.argmax())] == entry.key
+
+
+def test_a_classifier_fitted_on_another_embedders_vectors_is_not_used(assistant):
+    retriever = assistant.retriever
+    shipped = retriever.classifier
+    try:
+        retriever.use_classifier(replace(shipped, embedder="another-model"))
+        assert retriever.classifier is None and (retriever._class_of == -1).all()
+        assert retriever.search(understand("有人在自家院里杀羊卖肉", retriever.catalog))  # still answers
+    finally:
+        retriever.use_classifier(shipped)
 
 
 @hypothesis_settings(max_examples=300, deadline=None)
-@given(st.text(max_size=60))
-def test_intent_features_are_scikit_learns_hashed_ngrams(text):
+@given(st.text(max_size=60), st.sampled_from([2**10, 2**13, 2**14]))
+def test_the_models_text_features_are_scikit_learns_hashed_ngrams(text, n_features):
     """Training uses scikit-learn; answering must compute the very same features without it."""
     reference = HashingVectorizer(
-        analyzer="char", ngram_range=NGRAMS, n_features=HASH_FEATURES, alternate_sign=False, norm="l2"
+        analyzer="char", ngram_range=NGRAMS, n_features=n_features, alternate_sign=False, norm="l2"
     )
-    assert np.allclose(char_ngrams(text).toarray(), reference.transform([text]).toarray())
+    assert np.allclose(char_ngrams(text, n_features).toarray(), reference.transform([text]).toarray())
 
 
 def test_a_model_trained_on_other_features_is_refused(tmp_path):

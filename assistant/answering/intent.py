@@ -14,14 +14,14 @@ The model is a small file (`assistant/data/intent.npz`): weights, labels and ver
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import mmh3
 import numpy as np
 from scipy import sparse
+
+from assistant.answering.ngrams import char_ngram_rows
 
 MODEL_FILE = Path(__file__).parents[1] / "data" / "intent.npz"
 LABELS = ("single", "lookup", "enumerate", "count", "compare")
@@ -40,32 +40,12 @@ CUES = (
     "scaffolding",
 )
 HASH_FEATURES = 2**14
-NGRAMS = (1, 3)
-_RUNS_OF_SPACE = re.compile(r"\s\s+")
-
-
-def char_ngrams(text: str) -> sparse.csr_matrix:
-    """L2-normalised counts of hashed character 1–3-grams: the features scikit-learn's
-    `HashingVectorizer(analyzer="char", alternate_sign=False)` computes (same MurmurHash3),
-    without importing scikit-learn, which costs ~1.3 s at every start of the CLI."""
-    text = _RUNS_OF_SPACE.sub(" ", text.lower())
-    counts: dict[int, float] = {}
-    for n in range(NGRAMS[0], NGRAMS[1] + 1):
-        for start in range(len(text) - n + 1):
-            column = abs(mmh3.hash(text[start : start + n], 0)) % HASH_FEATURES
-            counts[column] = counts.get(column, 0.0) + 1.0
-    columns = np.array(sorted(counts), dtype=np.int64)
-    values = np.array([counts[c] for c in columns], dtype=np.float64)
-    if values.size:
-        values /= np.linalg.norm(values)
-    return sparse.csr_matrix((values, columns, [0, len(columns)]), shape=(1, HASH_FEATURES))
 
 
 def features(texts: list[str], cues: list[dict[str, float]]) -> sparse.csr_matrix:
     """Hashed character n-grams next to the cue features, one row per question."""
     dense = np.array([[c.get(name, 0.0) for name in CUES] for c in cues], dtype=np.float64)
-    grams = sparse.vstack([char_ngrams(t) for t in texts], format="csr")
-    return sparse.hstack([grams, sparse.csr_matrix(dense)], format="csr")
+    return sparse.hstack([char_ngram_rows(texts, HASH_FEATURES), sparse.csr_matrix(dense)], format="csr")
 
 
 HEADS = ("figure", "service")

@@ -43,6 +43,9 @@ FEATURES = (
     "situations",
     "dense_alone",
     "keyword_alone",
+    "duty",
+    "rank_duty",
+    "gap_duty",
 )
 SITUATION_FEATURES = (
     "sit_dense",
@@ -52,6 +55,9 @@ SITUATION_FEATURES = (
     "gap_sit_dense",
     "gap_sit_keyword",
     "situations",
+    "duty",
+    "rank_duty",
+    "gap_duty",
 )
 """What an item without situation questions (a duty new to the data) lacks: training also sees
 every candidate without them, so such an item is still judged on its own text."""

@@ -4,8 +4,9 @@
 - Enumerations, counts and department views are computed from the item store with
   filters: the complete set, never a top-k cut.
 - Comparisons align the same duty across townships by title, since numbers do not line up.
-- Single-item questions gather candidates from four rankings — item vectors (Chroma), item
-  keywords (BM25), and the vectors and keywords of each duty's situation questions — and a
+- Single-item questions gather candidates from five rankings — item vectors (Chroma), item
+  keywords (BM25), the vectors and keywords of each duty's situation questions, and the duty
+  classifier learned from those questions (`classifier.py`) — and a
   learned relevance model (`relevance.py`) orders them and gates the answer; a question no
   candidate passes is abstained on.
 """
@@ -20,8 +21,10 @@ from functools import cached_property
 
 import numpy as np
 
+from assistant.answering.classifier import DutyClassifier
+from assistant.answering.classifier import load_model as load_classifier
 from assistant.answering.glossary import expand
-from assistant.answering.query import Catalog, Intent, Query, clean_question, understand
+from assistant.answering.query import Catalog, Intent, Query, clean_question, masked, understand
 from assistant.answering.relevance import FEATURES, load_model
 from assistant.index import KnowledgeBase, keyword_text
 from assistant.index.keywords import key_terms
@@ -75,7 +78,7 @@ class Retrieval:
         return [hit.item for hit in self.hits if hit.item.id not in cited][:3]
 
 
-SIGNALS = ("dense", "keyword", "sit_dense", "sit_keyword")
+SIGNALS = ("dense", "keyword", "sit_dense", "sit_keyword", "duty")
 EMPTY_QUESTION = "问题是空的，请输入要查询的问题。"
 
 
@@ -103,6 +106,16 @@ class Retriever:
         # Built here, not on the first question: embedding ~1,500 situation questions takes
         # ~15 s once per embedder (then read from the cache in a fraction of a second).
         self.situations = SituationIndex.build(self.items, self.kb.embedder, self.settings.vector_cache)
+        self.use_classifier(load_classifier())
+
+    def use_classifier(self, model: DutyClassifier | None) -> None:
+        """Score items by the duty their situation entry names; not at all without a model, or
+        with one fitted on another embedder's vectors."""
+        if model is not None and model.embedder != self.kb.embedder.name:
+            model = None
+        self.classifier = model
+        classes = {key: k for k, key in enumerate(model.keys)} if model else {}
+        self._class_of = np.array([classes.get(key, -1) for key in self.situations.keys], dtype=np.int64)
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -206,7 +219,7 @@ class Retriever:
         return hits
 
     def candidates(self, query: Query, n: int | None = None) -> list[Hit]:
-        """Candidates from the four rankings over the filtered items, with their features."""
+        """Candidates from the five rankings over the filtered items, with their features."""
         n = n or self.settings.candidates
         mask = self._mask(query)
         if not mask.any():
@@ -216,10 +229,15 @@ class Retriever:
         vector = self.kb.embedder.embed_query(text)
         dense = dict(self.kb.dense(vector, self._where(query), n))
         sit_dense, sit_keyword = self.situations.best(vector, expanded)
+        duty = np.zeros(len(self.items))
+        if self.classifier is not None:
+            probability = self.classifier.probabilities(vector, masked(text, self.catalog))
+            duty = np.where(self._class_of >= 0, probability[self._class_of], 0.0)
         scores = {
             "keyword": np.where(mask, self.kb.keywords.scores(expanded), -1.0),
             "sit_dense": np.where(mask, sit_dense, -1.0),
             "sit_keyword": np.where(mask, sit_keyword, -1.0),
+            "duty": np.where(mask, duty, -1.0),
         }
         rankings = {"dense": [self.position[id_] for id_ in dense]}
         for signal, values in scores.items():
@@ -229,6 +247,7 @@ class Retriever:
             "keyword": 1.0,
             "sit_dense": self.settings.situation_share,
             "sit_keyword": self.settings.situation_keyword_share,
+            "duty": self.settings.situation_share,
         }
         fused: dict[int, float] = {}
         ranks: dict[str, dict[int, int]] = {}
@@ -247,6 +266,7 @@ class Retriever:
             "keyword": np.log1p(np.maximum(scores["keyword"][candidates], 0.0)),
             "sit_dense": np.maximum(scores["sit_dense"][candidates], 0.0),
             "sit_keyword": np.log1p(np.maximum(scores["sit_keyword"][candidates], 0.0)),
+            "duty": np.maximum(scores["duty"][candidates], 0.0),
         }
         for signal in SIGNALS:
             columns["rank_" + signal] = np.array(

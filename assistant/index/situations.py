@@ -43,6 +43,11 @@ class Entry:
     title: str
     questions: tuple[str, ...]
 
+    @property
+    def key(self) -> str:
+        """Names the duty in models learned from the entries (the duty classifier)."""
+        return f"{self.list.value}|{self.title}"
+
 
 def load_entries(path: Path = SITUATIONS_FILE) -> list[Entry]:
     entries = []
@@ -62,20 +67,20 @@ def load_entries(path: Path = SITUATIONS_FILE) -> list[Entry]:
     return entries
 
 
-def inherit(items: Sequence[DutyItem], entries: Sequence[Entry]) -> list[tuple[str, ...]]:
-    """The situation questions of each item (aligned with `items`): its best-matching entry's."""
+def inherit(items: Sequence[DutyItem], entries: Sequence[Entry]) -> list[Entry | None]:
+    """The entry each item inherits (aligned with `items`): the best match of its title."""
     exact = {(e.list, e.title): e for e in entries}
     by_list: dict[ListKind, list[Entry]] = {}
     for each in entries:
         by_list.setdefault(each.list, []).append(each)
-    found: list[tuple[str, ...]] = []
+    found: list[Entry | None] = []
     for item in items:
         entry: Entry | None = exact.get((item.list, item.title)) or _best(
             item.title, by_list.get(item.list, []), THRESHOLD
         )
         if entry is None:
             entry = _best(item.title, entries, CROSS_LIST_THRESHOLD)
-        found.append(entry.questions if entry else ())
+        found.append(entry)
     return found
 
 
@@ -88,8 +93,11 @@ def _best(title: str, entries: Sequence[Entry], threshold: float) -> Entry | Non
 class SituationIndex:
     """Distinct questions, the items that inherit each, their vectors and a BM25 index."""
 
-    def __init__(self, questions: list[str], owners: list[list[int]], vectors: np.ndarray, n_items: int):
+    def __init__(
+        self, questions: list[str], owners: list[list[int]], vectors: np.ndarray, n_items: int, keys: list[str]
+    ):
         self.questions = questions
+        self.keys = keys  # per item: the key of the entry it inherits ("" for none)
         self.n_items = n_items
         self._question_of = np.array([q for q, own in enumerate(owners) for _ in own], dtype=np.int64)
         self._item_of = np.array([i for own in owners for i in own], dtype=np.int64)
@@ -105,14 +113,15 @@ class SituationIndex:
         per_item = inherit(items, load_entries() if entries is None else entries)
         position: dict[str, int] = {}
         owners: list[list[int]] = []
-        for i, questions in enumerate(per_item):
-            for question in questions:
+        for i, entry in enumerate(per_item):
+            for question in entry.questions if entry else ():
                 if question not in position:
                     position[question] = len(owners)
                     owners.append([])
                 owners[position[question]].append(i)
         texts = list(position)
-        return cls(texts, owners, cached_vectors(texts, embedder, cache_dir), len(items))
+        keys = [entry.key if entry else "" for entry in per_item]
+        return cls(texts, owners, cached_vectors(texts, embedder, cache_dir), len(items), keys)
 
     def best(self, query_vector: np.ndarray, query_text: str) -> tuple[np.ndarray, np.ndarray]:
         """Per item: the best cosine of its questions to the query, and their best BM25 score."""
