@@ -142,3 +142,32 @@ def test_asking_how_two_townships_differ_lists_the_differences(assistant):
         answer = assistant.ask(question)
         assert not answer.abstained and len(answer.citations) >= 20, question
         assert "没有发现差异" not in answer.text
+
+
+QUESTIONS_WITH_NEIGHBOURS = [
+    "镇里要不要自己建应急救援队、消防队？",
+    "二工的老人高龄津贴是怎么发下来的，镇上负责哪一块？",
+]
+
+
+@pytest.mark.parametrize("question", QUESTIONS_WITH_NEIGHBOURS)
+def test_a_second_duty_about_as_likely_is_answered_beside_the_first(assistant, question):
+    retriever = assistant.retriever
+    shipped = retriever.settings
+    try:
+        retriever.settings = shipped.model_copy(update={"ambiguity_gap": 0.0})
+        alone = retriever.retrieve(question)
+        retriever.settings = shipped.model_copy(update={"ambiguity_gap": 50.0})
+        both = retriever.retrieve(question)
+    finally:
+        retriever.settings = shipped
+    assert not alone.alternatives and both.alternatives
+    assert ids(both.cited[: len(alone.cited)]) == ids(alone.cited)  # the likelier duty stays first
+    relevant = {h.item.id: h for h in both.hits if h.relevant}
+    for item in both.alternatives:
+        first = next(i for i in alone.cited if i.town == item.town)
+        assert item.id != first.id and item.id in relevant  # a retrieved, relevant, different item of that township
+        assert relevant[item.id].relevance <= relevant[first.id].relevance
+    text = compose(question, both).text
+    assert "两项不同的事项" in text and all(i.citation in text for i in both.cited)
+    assert text.index(alone.cited[0].citation) < text.index(both.alternatives[0].citation)

@@ -19,6 +19,7 @@ OUT_OF_SCOPE_TEXT = {
     "figure": "{note}，无法依据清单给出这个数字或信息，请向负责部门咨询。负责这项工作的事项见“相关事项”。",
     "service": "{note}，现有履职事项清单中没有相关事项，无法依据清单回答。下面的相近事项仅供参考。",
 }
+ALTERNATIVES_TEXT = "这个问题可能涉及两项不同的事项，请按实际情况对照（第一项可能性更大）："
 STEPS_SHOWN = 4  # per duty column in a short answer; the full item is one click / command away
 
 
@@ -76,11 +77,24 @@ def compose(question: str, retrieval: Retrieval) -> Answer:
         text = _comparison(retrieval)
     elif retrieval.complete and query.intent is not Intent.LOOKUP:
         text = _set_summary(retrieval)
+    elif retrieval.alternatives:
+        text = _alternatives(retrieval)
     else:
         text = "\n\n".join(describe(item) for item in retrieval.cited)
         if retrieval.note:
             text = f"{retrieval.note}：\n\n{text}"
     return Answer(question, text, citations=list(retrieval.cited), related=retrieval.related, retrieval=retrieval)
+
+
+def _alternatives(retrieval: Retrieval) -> str:
+    """Two duties about equally likely: the likelier first, each under its own title."""
+    second = {item.id for item in retrieval.alternatives}
+    first = [item for item in retrieval.cited if item.id not in second]
+    parts = [ALTERNATIVES_TEXT]
+    for label, items in (("一", first), ("二", retrieval.alternatives)):
+        titles = "、".join(dict.fromkeys(f"「{item.title}」" for item in items))
+        parts.append(f"{label}、如果问的是{titles}：\n" + "\n".join(describe(item) for item in items))
+    return "\n\n".join(parts)
 
 
 def describe(item: DutyItem, steps: int = STEPS_SHOWN) -> str:

@@ -69,6 +69,7 @@ class Retrieval:
     refusal: str = ""  # the question was not searched, and why (e.g. too long)
     compared: tuple[str, ...] = ()  # comparison: the townships compared
     scope: str = ""  # why an abstention is out of scope: "place" (no list for it), "figure" (lists hold none)
+    alternatives: list[DutyItem] = field(default_factory=list)  # a second duty about as likely (also cited)
     seconds: float = 0.0
 
     @property
@@ -324,14 +325,19 @@ class Retriever:
             result.note = "履职事项清单只规定由谁负责、做什么，不含具体的金额、标准、期限或联系方式"
             return result
         cutoff = self.settings.relative_cutoff * relevant[0].relevance
-        per_town: set[str] = set()
+        best: dict[str, float] = {}  # township → relevance of its best item
         for hit in relevant:
-            if hit.relevance < cutoff or len(result.cited) >= self.settings.top_k:
+            if hit.relevance < cutoff or len(result.cited) + len(result.alternatives) >= self.settings.top_k:
                 break
-            if hit.item.town in per_town:
-                continue  # one item per township: the best match of each
-            per_town.add(hit.item.town)
-            result.cited.append(hit.item)
+            town = hit.item.town
+            if town not in best:  # the best match of each township
+                best[town] = hit.relevance
+                result.cited.append(hit.item)
+            elif not any(i.town == town for i in result.alternatives) and (
+                _log_odds(best[town]) - _log_odds(hit.relevance) <= self.settings.ambiguity_gap
+            ):
+                result.alternatives.append(hit.item)
+        result.cited += result.alternatives
         return result
 
     # -- exact answers -----------------------------------------------------------------------
@@ -437,6 +443,11 @@ class Retriever:
             result.cited += [item for pair in result.pairs for item in (pair.left, pair.right)]
         result.note = "按事项名称对齐两镇的同一事项（序号不对应）"
         return result
+
+
+def _log_odds(probability: float) -> float:
+    probability = min(max(probability, 1e-9), 1 - 1e-9)
+    return float(np.log(probability / (1 - probability)))
 
 
 def _has_topic(topic: str) -> bool:
