@@ -254,3 +254,30 @@ def test_the_shipped_vectors_are_the_embedders_own(assistant):
     sample = texts[::300]
     assert np.allclose(np.stack([shipped[t] for t in sample]), assistant.kb.embedder.embed_queries(sample), atol=2e-3)
     assert SITUATIONS_FILE.exists()
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "我家承包地被村里收回给别人种了，找谁？",
+        "有人从外地送回来一个要饭的，镇上收不收？",
+        "镇上收发文件这种活是哪项工作？",
+    ],
+)
+def test_list_verbs_in_a_situation_do_not_filter_the_lists(assistant, question):
+    assert understand(question, assistant.retriever.catalog).lists == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("二工镇收回事项里哪项管婚姻证明？", ListKind.WITHDRAWN),
+        ("半截沟镇配合履职事项中的秸秆禁烧", ListKind.COORDINATED),
+    ],
+)
+def test_a_lists_name_filters_a_single_item_question(assistant, question, kind):
+    assert understand(question, assistant.retriever.catalog).lists == (kind,)
+
+
+def test_list_verbs_still_filter_sets(assistant):
+    assert understand("二工镇收回了哪些事项？", assistant.retriever.catalog).lists == (ListKind.WITHDRAWN,)

@@ -48,27 +48,32 @@ class Query:
 
 
 # Plain substrings, longest first; a pattern (re) where a bare word is ambiguous (基本农田).
-LIST_WORDS: tuple[tuple[str, ListKind], ...] = (
+# A list's name filters every question; a verb only a question about sets, counts or numbers:
+# "承包地被村里收回了", "镇上收不收", "要配合邻居" are situations, not the withdrawn or coordinated list.
+LIST_NAMES: tuple[tuple[str, ListKind], ...] = (
     ("上级部门收回", ListKind.WITHDRAWN),
     ("收回事项", ListKind.WITHDRAWN),
     ("收回清单", ListKind.WITHDRAWN),
-    ("收回的", ListKind.WITHDRAWN),
-    ("收回了", ListKind.WITHDRAWN),
-    ("被收回", ListKind.WITHDRAWN),
-    ("收回到", ListKind.WITHDRAWN),
-    ("收回", ListKind.WITHDRAWN),
-    ("上收", ListKind.WITHDRAWN),
     ("配合履职", ListKind.COORDINATED),
     ("配合事项", ListKind.COORDINATED),
     ("配合清单", ListKind.COORDINATED),
-    ("配合", ListKind.COORDINATED),
-    ("协助", ListKind.COORDINATED),
     ("基本履职", ListKind.BASIC),
     ("基本事项", ListKind.BASIC),
     ("基本清单", ListKind.BASIC),
     ("基本职责", ListKind.BASIC),
     (r"基本(?=\s*第)", ListKind.BASIC),  # 二工镇基本第88项
 )
+LIST_VERBS: tuple[tuple[str, ListKind], ...] = (
+    ("收回的", ListKind.WITHDRAWN),
+    ("收回了", ListKind.WITHDRAWN),
+    ("被收回", ListKind.WITHDRAWN),
+    ("收回到", ListKind.WITHDRAWN),
+    ("收回", ListKind.WITHDRAWN),
+    ("上收", ListKind.WITHDRAWN),
+    ("配合", ListKind.COORDINATED),
+    ("协助", ListKind.COORDINATED),
+)
+LIST_WORDS = LIST_NAMES + LIST_VERBS
 
 # (intent, cue pattern): the first matching row wins, after 第N项 (LOOKUP) and comparison.
 # Cues are specific on purpose: "电话是多少" is no count, "镇上要管哪些" no enumeration.
@@ -235,10 +240,13 @@ def understand(
     more_categories, rest = _find(rest, catalog.categories)
     categories += [c for c in more_categories if c not in categories]
     lists: list[ListKind] = []
+    named: set[ListKind] = set()
     for word, kind in LIST_WORDS:
         if re.search(word, rest):
             if kind not in lists:
                 lists.append(kind)
+            if (word, kind) in LIST_NAMES:
+                named.add(kind)
             rest = re.sub(word, " ", rest)
     number = None
     match = _NUMBER.search(rest)
@@ -273,6 +281,8 @@ def understand(
     topic = re.sub(r"\s+", " ", FRAME_WORDS.sub(" ", _QUESTION_MARKS.sub(" ", rest))).strip()
     if intent is Intent.SINGLE and scaffolding and not (asks_figure or elsewhere):
         intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
+    if intent is Intent.SINGLE:
+        lists = [kind for kind in lists if kind in named]
     return Query(
         text=text,
         intent=intent,
