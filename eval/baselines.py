@@ -56,13 +56,14 @@ class OneSignalRetriever(Retriever):
     """Our single-item retrieval with only the keyword (BM25) or only the dense ranking.
 
     Hits are scored by reciprocal rank like ours, so the relative cutoff and
-    one-item-per-township apply unchanged; every ranked hit counts as relevant.
+    one-item-per-township apply unchanged; every ranked hit counts as relevant. Raw scores are no
+    probabilities, so no second duty is offered as about as likely.
     """
 
     def __init__(self, kb: KnowledgeBase, signal: str, settings: Settings | None = None):
         if signal not in ("keyword", "dense"):
             raise ValueError(f"unknown signal {signal!r}; valid: keyword, dense")
-        super().__init__(kb, settings)
+        super().__init__(kb, (settings or kb.settings).model_copy(update={"ambiguity_gap": 0.0}))
         self.signal = signal
 
     def lookup(self, query: Query) -> Retrieval:

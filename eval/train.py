@@ -117,7 +117,8 @@ def train(assistant: Assistant, max_false_abstention: float = MAX_FALSE_ABSTENTI
     dev_set = load_questions(split="dev", kinds=RELEVANCE_KINDS)
     train_candidates = candidates(assistant, train_set)
     dev_candidates = candidates(assistant, dev_set)
-    digest = hashlib.sha256(repr([(q.id, q.question) for q in train_set]).encode("utf-8")).hexdigest()[:8]
+    inputs = repr([(q.id, q.question) for q in train_set]) + repr(FEATURES) + duty_classifier.situations_digest()
+    digest = hashlib.sha256(inputs.encode("utf-8")).hexdigest()[:8]  # the data and features it was fitted on
     version = f"relevance-{datetime.now(UTC):%Y%m%d}-{digest}"
     model = fit(train_candidates, version)
     threshold, figures = choose_threshold(model, dev_candidates, max_false_abstention)

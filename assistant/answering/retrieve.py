@@ -333,8 +333,10 @@ class Retriever:
             if town not in best:  # the best match of each township
                 best[town] = hit.relevance
                 result.cited.append(hit.item)
-            elif not any(i.town == town for i in result.alternatives) and (
-                _log_odds(best[town]) - _log_odds(hit.relevance) <= self.settings.ambiguity_gap
+            elif (
+                self.settings.ambiguity_gap > 0
+                and not any(i.town == town for i in result.alternatives)
+                and _log_odds(best[town]) - _log_odds(hit.relevance) <= self.settings.ambiguity_gap
             ):
                 result.alternatives.append(hit.item)
         result.cited += result.alternatives
