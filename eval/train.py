@@ -41,7 +41,10 @@ from assistant.settings import Settings
 from eval.questions import Question, load_questions
 
 RELEVANCE_KINDS = ("single", "withdrawn", "department", "trap", "out_of_scope")
-MAX_FALSE_ABSTENTION = 0.02
+MAX_FALSE_ABSTENTION = 0.01
+"""Chosen on dev: at 1% (threshold 0.91) dev single-item hit 0.952, out of scope declined 0.931,
+false abstention 0.007; at 2% (0.97) 0.942 / 0.948 / 0.021. Places, figures and services are
+declined by their own detectors, so the gate costs little out-of-scope recall when lowered."""
 
 
 @dataclass

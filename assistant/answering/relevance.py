@@ -7,8 +7,8 @@ candidate, whether a department the question names is the item's, whether the it
 situation questions at all (and its own signals again for one that has none) — and a logistic regression
 trained on the train split (`duty-assistant train`) turns them into a probability. The same
 probability orders the candidates (so a neighbour that shares vocabulary no longer outranks the
-duty the question describes) and gates the answer: below the threshold chosen on the dev split
-for at most 2% false abstentions, the assistant abstains.
+duty the question describes) and gates the answer: below the threshold chosen for at most 1%
+false abstentions on the train and dev in-scope questions, the assistant abstains.
 
 The model is a small JSON file (`assistant/data/relevance.json`) recording its features,
 weights, threshold and the data it was trained on; answers record its version.
