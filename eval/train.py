@@ -126,9 +126,9 @@ def train(assistant: Assistant, max_false_abstention: float = MAX_FALSE_ABSTENTI
     digest = hashlib.sha256(inputs.encode("utf-8")).hexdigest()[:8]  # the data and features it was fitted on
     version = f"relevance-{datetime.now(UTC):%Y%m%d}-{digest}"
     model = fit(train_candidates, version)
-    # A 2% quantile of dev's ~220 in-scope questions rests on 4 of them (it was 1.8% on dev and
-    # 2.8% on train); with train added, on ~1,850. A linear model of ~30 weights fitted on
-    # 190,000 candidates scores its training questions like unseen ones, so they may count.
+    # A 1% quantile of dev's ~220 in-scope questions rests on 2 of them; with train added, on ~15
+    # of ~1,500. A linear model of ~20 weights fitted on 190,000 candidates scores its training
+    # questions like unseen ones, so they may count.
     threshold, figures = choose_threshold(model, train_candidates + dev_candidates, max_false_abstention)
     model = replace(model, threshold=threshold)
     figures.update(
@@ -148,17 +148,16 @@ def train_classifier(assistant: Assistant) -> tuple[duty_classifier.DutyClassifi
     labels = [k for k, entry in enumerate(entries) for _ in entry.questions]
     embedder = assistant.kb.embedder
     vectors = cached_vectors(texts, embedder, assistant.settings.vector_cache)
+    # every entry has questions (`load_entries` refuses an empty one), so class k is entry k
     fitted = LogisticRegression(C=CLASSIFIER_C, max_iter=3000).fit(duty_classifier.inputs(vectors, texts), labels)
-    weights = np.zeros((len(entries), fitted.coef_.shape[1]))
-    bias = np.full(len(entries), -1e4)
-    weights[fitted.classes_], bias[fitted.classes_] = fitted.coef_, fitted.intercept_
+    digest = duty_classifier.situations_digest()
     model = duty_classifier.DutyClassifier(
         tuple(entry.key for entry in entries),
-        weights,
-        bias,
+        fitted.coef_,
+        fitted.intercept_,
         embedder.name,
-        duty_classifier.situations_digest(),
-        f"duties-{datetime.now(UTC):%Y%m%d}-{duty_classifier.situations_digest()[:8]}",
+        digest,
+        f"duties-{datetime.now(UTC):%Y%m%d}-{digest[:8]}",
     )
     return model, {"classes": len(entries), "examples": len(texts)}
 
