@@ -158,10 +158,15 @@ SHIPPED_VECTORS = SITUATIONS_FILE.with_suffix(".vectors.npz")
 
 
 def ship_vectors(embedder: Embedder, path: Path = SHIPPED_VECTORS) -> int:
-    """Write the shipped vectors of every situation question for `embedder`; returns the count."""
+    """Write the shipped vectors of every situation question for `embedder`, embedding only the
+    questions the file does not hold yet; returns how many were embedded."""
     texts = list(dict.fromkeys(q for entry in load_entries() for q in entry.questions))
-    _save_vectors(path, embedder.name, dict(zip(texts, np.asarray(embedder.embed_queries(texts), dtype=np.float32))))
-    return len(texts)
+    known = _load_vectors(path, embedder.name)
+    missing = [t for t in texts if t not in known]
+    if missing:
+        known.update(zip(missing, np.asarray(embedder.embed_queries(missing), dtype=np.float32)))
+    _save_vectors(path, embedder.name, {t: known[t] for t in texts})
+    return len(missing)
 
 
 def _load_vectors(path: Path, embedder: str) -> dict[str, np.ndarray]:
