@@ -53,6 +53,9 @@ def test_township_switch(assistant, catalog):
         ("半截沟镇也是这样吗？", "二工镇的老人高龄津贴是怎么发的？", "半截沟镇的老人高龄津贴是怎么发的？"),
         ("半截沟镇是哪个部门？", "二工镇科技特派员归县里哪个部门管？", "半截沟镇科技特派员归县里哪个部门管？"),
         ("那半截沟呢", "村里有人私自宰羊，镇里该做什么？", "半截沟镇村里有人私自宰羊，镇里该做什么？"),
+        # words repeated from the earlier question, or asking to swap, name no new topic
+        ("那在半截沟镇申请呢？", "二工镇想申请公租房，怎么弄？", "半截沟镇想申请公租房，怎么弄？"),
+        ("换成半截沟镇呢？", "二工镇想申请块宅基地盖房，镇上批吗？", "半截沟镇想申请块宅基地盖房，镇上批吗？"),
     ],
 )
 def test_township_switch_phrasings(catalog, question, earlier, expected):

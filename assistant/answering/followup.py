@@ -8,7 +8,8 @@ rewrite fails). A self-contained question passes through unchanged; otherwise, i
 - "这项…" (one item cited)          → that item, named in full;
 - a new topic, number or filter ("那收养登记呢？", "其中交通运输类的呢")
                                     → the question, with the previous question's filters it lacks;
-- "那半截沟镇呢？" / "那配合事项呢"  → the previous question with the township / list swapped;
+- "那半截沟镇呢？" / "那配合事项呢"  → the previous question with the township / list swapped (also
+                                    when its only other words repeat the previous question's);
 - anything else that leans on context ("具体报给哪个部门？") → previous question + this one.
 """
 
@@ -69,6 +70,7 @@ FOLLOWUP_CUE = re.compile(
 NO_TOPIC = re.compile(
     r"其中|那么|那|呢|吗|吧|也|这样|一样|同样|还是|是不是|具体|需要|要|是|的|哪个|哪些|哪几[项个条]|什么|怎么|谁|"
     r"上级|部门|单位|牵头|负责|主管|管|承接|指导|报给|上报|报|给|县里|县上|镇里|镇上|乡里|这一?项|该项|这个|它|"
+    r"换成|换到|改成|改为|如果是|要是|假如|"
     r"[？?，,。！!、：:；;\s]"
 )
 
@@ -89,7 +91,7 @@ def resolve(question: str, history: Sequence[Turn], catalog: Catalog) -> Resolut
         return Resolution(question, _about(cited[ordinal - 1], ORDINAL.sub("", question, count=1)), "ordinal")
     if THIS_ITEM.search(question) and len(cited) == 1:
         return Resolution(question, _about(cited[0], THIS_ITEM.sub("", question, count=1)), "this")
-    topical = has_topic(question, catalog)
+    topical = has_topic(question, catalog, known=earlier)
     if not _leans_on_context(question, query, topical):
         return Resolution(question, question, query=query)
     before = understand(earlier, catalog)
@@ -100,8 +102,9 @@ def resolve(question: str, history: Sequence[Turn], catalog: Catalog) -> Resolut
     return Resolution(question, f"{earlier} {question}", "continue")
 
 
-def has_topic(question: str, catalog: Catalog) -> bool:
-    """Whether the question names something to search for besides places, lists and asking words."""
+def has_topic(question: str, catalog: Catalog, known: str = "") -> bool:
+    """Whether the question names something to search for besides places, lists, asking words
+    and the words of `known` (the previous question: "那在半截沟镇申请呢" repeats its 申请)."""
     rest = question
     for vocabulary in (catalog.towns, catalog.counties, catalog.categories, catalog.departments):
         for surface in sorted(vocabulary, key=len, reverse=True):
@@ -109,7 +112,7 @@ def has_topic(question: str, catalog: Catalog) -> bool:
     for word, _ in LIST_WORDS:
         rest = rest.replace(word, " ")
     rest = ORDINAL.sub(" ", rest)
-    return bool(key_terms(NO_TOPIC.sub(" ", rest)))
+    return any(term not in known for term in key_terms(NO_TOPIC.sub(" ", rest)))
 
 
 def narrow(retrieval: Retrieval, exclude: Sequence[str], top_k: int) -> Retrieval:
