@@ -231,6 +231,7 @@ def test_a_service_no_list_covers_is_declined(assistant):
 def test_answers_record_which_models_answered(assistant):
     models = assistant.ask("村里有人私自宰羊，镇里该做什么？").meta["models"]
     assert models["relevance"] == load_model().version and models["intent"] == load_intent_model().version
+    assert models["duties"] == load_classifier().version
 
 
 def test_situation_vectors_are_cached_by_text(assistant, tmp_path):

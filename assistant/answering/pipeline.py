@@ -148,5 +148,6 @@ class Pipeline:
         answer.meta["models"] = {
             "relevance": model.version if model else "",
             "intent": intent.version if intent else "",
+            "duties": self.retriever.classifier.version if self.retriever.classifier else "",
         }
         return answer
