@@ -1,4 +1,4 @@
-from assistant.answering.answer import ABSTAIN_TEXT, compose, describe
+from assistant.answering.answer import compose, describe
 from assistant.answering.citations import MARKER, marker_id
 
 
@@ -30,8 +30,8 @@ def test_long_step_lists_are_shortened_with_a_pointer(assistant):
 
 
 def test_abstention_cites_nothing_and_keeps_related_apart(assistant):
-    answer = assistant.ask("怎么在网上买火车票？")
-    assert answer.abstained and answer.citations == [] and answer.text == ABSTAIN_TEXT
+    answer = assistant.ask("怎么在网上买火车票？")  # a service no list covers: declined, nearest items apart
+    assert answer.abstained and answer.citations == [] and "无法依据清单回答" in answer.text
     assert answer.to_json()["citations"] == []
 
 
