@@ -43,6 +43,7 @@ from assistant.answering.relevance import FEATURES, MODEL_FILE, SITUATION_FEATUR
 from assistant.index.situations import cached_vectors, load_entries, ship_vectors
 from assistant.service import Assistant
 from assistant.settings import Settings
+from embeddings.cached import CachedEmbedder
 from eval.questions import Question, load_questions
 
 RELEVANCE_KINDS = ("single", "withdrawn", "department", "trap", "out_of_scope")
@@ -304,10 +305,26 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
+def remember_queries(assistant: Assistant) -> None:
+    """Embed the bank's relevance questions in batches, through the same on-disk cache as the
+    classifier's examples, so that scoring their candidates later embeds nothing (train time
+    314 s -> ~150 s)."""
+    retriever = assistant.retriever
+    texts = []
+    for question in load_questions(kinds=RELEVANCE_KINDS):
+        if question.split in ("train", "dev"):
+            query = retriever.understand(question.question)
+            texts.append(query.search_text or query.text)
+    embedder = assistant.kb.embedder
+    vectors = cached_vectors(texts, embedder, assistant.settings.vector_cache / "bank")
+    assistant.kb.embedder = CachedEmbedder(embedder, queries=dict(zip(texts, vectors)))
+
+
 def main(settings: Settings | None = None) -> None:
     started = time.perf_counter()
     assistant = Assistant.open(settings)
     print(f"situation questions embedded: {ship_vectors(assistant.kb.embedder)}")
+    remember_queries(assistant)
     intent, figures = train_intent(assistant)
     intent.save()
     print(intent.version, json.dumps(figures, ensure_ascii=False))

