@@ -192,6 +192,10 @@ KNOWN = ("二工镇", "二工", "半截沟镇", "半截沟", "吉木萨尔县", 
         ("乌鲁木齐市天山区的老旧小区改造谁负责？", "天山区"),
         ("木垒那边秸秆禁烧是谁负责？", "木垒哈萨克自治县"),
         ("甘肃张掖老家的土地纠纷找乡里有用吗？", "张掖市"),
+        ("七户乡村里要建公墓，谁负责？", "七户乡"),  # jieba reads 七户/乡村/里
+        ("老奇台镇的殡葬补助怎么办？", "老奇台镇"),  # holds 奇台, a known place
+        ("泉子街那边的人民调解谁管？", "泉子街镇"),  # a short form, in the loaded lists' province
+        ("河北正定县西平乐乡的耕地谁管", "西平乐乡"),
     ],
 )
 def test_places_without_a_list_are_found(question, place):
@@ -200,7 +204,16 @@ def test_places_without_a_list_are_found(question, place):
 
 @pytest.mark.parametrize(
     "question",
-    ["二工镇有人私自宰羊，镇里该做什么？", "我们乡镇的秸秆禁烧归谁", "城乡居民医保在镇上交吗", "全镇各乡都要搞吗"],
+    [
+        "二工镇有人私自宰羊，镇里该做什么？",
+        "我们乡镇的秸秆禁烧归谁",
+        "城乡居民医保在镇上交吗",
+        "全镇各乡都要搞吗",
+        "今年要争创文明村镇，材料谁准备？",  # 明村镇 is a township's name, inside 文明
+        "村里集体的老厂房谁来管？",  # 村里集(镇) across 村里/集体
+        "第二天水还发黑，报给谁？",  # 天水 across 第二天/水
+        "年底镇领导班子述职测评，谁组织？",
+    ],
 )
 def test_the_loaded_places_and_ordinary_words_are_not_unknown_places(question):
     assert unknown_places(question, KNOWN) == []
