@@ -165,14 +165,9 @@ def _surfaces(known: frozenset[str]) -> dict[str, tuple[str, int]]:
         if name in known:
             continue
         found.setdefault(name, (name, WORD_START))
-        short = TOWNSHIP.match(name)
-        if (
-            short
-            and township.province in home_provinces
-            and len(short.group(1)) >= TOWNSHIP_SHORT_MIN
-            and short.group(1) not in known
-        ):
-            found.setdefault(short.group(1), (name, WHOLE_WORDS))
+        bare = TOWNSHIP.sub(r"\1", name)
+        if township.province in home_provinces and len(bare) >= TOWNSHIP_SHORT_MIN and bare not in known:
+            found.setdefault(bare, (name, WHOLE_WORDS))
     return found
 
 
