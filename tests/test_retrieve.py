@@ -127,6 +127,13 @@ def test_comparison_of_one_duty_names_the_different_departments(assistant):
     assert any("牵头部门不同" in d for d in pair.differences)
 
 
+def test_a_duty_one_township_lacks_is_not_paired_with_a_similar_title(assistant):
+    # 半截沟镇 has no 湿地保护工作; its 农村饮用水源地保护工作 shares half the title's bigrams.
+    result = assistant.retrieve("两个镇的湿地保护工作有什么区别？")
+    assert [i.title for i in result.only.get("二工镇", [])] == ["湿地保护工作"]
+    assert not result.pairs and all(i.town == "二工镇" for i in result.cited)
+
+
 def test_a_comparison_where_one_side_has_nothing_lists_the_other_side(assistant):
     from assistant.answering.retrieve import align
 
