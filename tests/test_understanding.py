@@ -213,6 +213,7 @@ def test_places_without_a_list_are_found(question, place):
         "村里集体的老厂房谁来管？",  # 村里集(镇) across 村里/集体
         "第二天水还发黑，报给谁？",  # 天水 across 第二天/水
         "年底镇领导班子述职测评，谁组织？",
+        "火车站附近有人卖假酒，镇上管吗？",  # 火车站(镇): jieba knows it as a common noun
     ],
 )
 def test_the_loaded_places_and_ordinary_words_are_not_unknown_places(question):

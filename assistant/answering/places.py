@@ -166,9 +166,26 @@ def _surfaces(known: frozenset[str]) -> dict[str, tuple[str, int]]:
             continue
         found.setdefault(name, (name, WORD_START))
         bare = TOWNSHIP.sub(r"\1", name)
-        if township.province in home_provinces and len(bare) >= TOWNSHIP_SHORT_MIN and bare not in known:
+        if (
+            township.province in home_provinces
+            and len(bare) >= TOWNSHIP_SHORT_MIN
+            and bare not in known
+            and _word_tags().get(bare, "ns") in NAME_TAGS
+        ):
             found.setdefault(bare, (name, WHOLE_WORDS))
     return found
+
+
+NAME_TAGS = frozenset({"ns", "nr", "nz", "nrt", "nrfg"})
+"""jieba's tags for names: a short form its dictionary knows as a common noun or an organisation
+(火车站 of 火车站镇, 共青团 of 共青团农场, 工业园区 of 工业园区街道) is an ordinary word first."""
+
+
+@lru_cache(maxsize=1)
+def _word_tags() -> dict[str, str]:
+    import jieba.posseg
+
+    return jieba.posseg.dt.word_tag_tab
 
 
 @lru_cache(maxsize=8)
