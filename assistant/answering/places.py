@@ -166,12 +166,7 @@ def _surfaces(known: frozenset[str]) -> dict[str, tuple[str, int]]:
             continue
         found.setdefault(name, (name, WORD_START))
         bare = TOWNSHIP.sub(r"\1", name)
-        if (
-            township.province in home_provinces
-            and len(bare) >= TOWNSHIP_SHORT_MIN
-            and bare not in known
-            and _word_tags().get(bare, "ns") in NAME_TAGS
-        ):
+        if township.province in home_provinces and len(bare) >= TOWNSHIP_SHORT_MIN and bare not in known:
             found.setdefault(bare, (name, WHOLE_WORDS))
     return found
 
@@ -218,7 +213,9 @@ def unknown_places(text: str, known: Iterable[str], mentioned: str = "") -> list
             name, where = surfaces.get(surface, ("", -1))
             if where >= 0 and where != ANYWHERE:
                 bounds = bounds or _word_bounds(text)
-                fits = start in bounds[0] and (where == WORD_START or start + size in bounds[1])
+                fits = start in bounds[0] and (
+                    where == WORD_START or start + size in bounds[1] and _word_tags().get(surface, "ns") in NAME_TAGS
+                )
             else:
                 fits = where == ANYWHERE
             if fits and (not name or surface not in mentioned):
