@@ -9,6 +9,8 @@ vectors are the wrapped model's own, so results are the ones the model would giv
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .base import Embedder
@@ -46,7 +48,9 @@ class CachedEmbedder(Embedder):
     def _encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._reuse(texts, self.queries, self.inner.embed_queries)
 
-    def _reuse(self, texts: list[str], known: dict[str, np.ndarray], embed) -> np.ndarray:
+    def _reuse(
+        self, texts: list[str], known: dict[str, np.ndarray], embed: Callable[[list[str]], np.ndarray]
+    ) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
             self.misses += len(missing)

@@ -141,7 +141,9 @@ ANYWHERE, WORD_START, WHOLE_WORDS = 0, 1, 2
 def _surfaces(known: frozenset[str]) -> dict[str, tuple[str, int]]:
     """Surface → (full name, where it may sit) of every division and township outside the known
     places (for divisions: outside the known places' provinces' own lists). Townships are
-    also found by short form in the known places' provinces, where cadres drop the 镇."""
+    also found by short form in the known places' provinces, where cadres drop the 镇. The known
+    names map to an empty name: matched (so 奇台 inside 老奇台镇 loses to the longer name), never
+    reported."""
     codes = divisions()
     home = {codes[name][:2] for name in known if name in codes}
     known_codes = {codes[name] for name in known if name in codes}
@@ -168,7 +170,7 @@ def _surfaces(known: frozenset[str]) -> dict[str, tuple[str, int]]:
         bare = TOWNSHIP.sub(r"\1", name)
         if township.province in home_provinces and len(bare) >= TOWNSHIP_SHORT_MIN and bare not in known:
             found.setdefault(bare, (name, WHOLE_WORDS))
-    return found
+    return found | {name: ("", ANYWHERE) for name in known}
 
 
 NAME_TAGS = frozenset({"ns", "nr", "nz", "nrt", "nrfg"})
@@ -202,22 +204,21 @@ def unknown_places(text: str, known: Iterable[str], mentioned: str = "") -> list
     """Places named in `text` that are none of the `known` places (names and short forms);
     a name the lists themselves mention (`mentioned`: their text, e.g. 疏勒古城) is not reported."""
     known = frozenset(known)
-    surfaces = {**_surfaces(known), **{name: ("", ANYWHERE) for name in known}}  # known: matched, not reported
+    surfaces = _surfaces(known)
     rest = text
     found: list[str] = []
     bounds: tuple[set[int], set[int]] | None = None
-    for size in range(min(max(_longest(known), *map(len, known)), len(rest)), 1, -1):
+    for size in range(min(_longest(known), len(rest)), 1, -1):
         start = 0
         while start + size <= len(rest):
             surface = rest[start : start + size]
-            name, where = surfaces.get(surface, ("", -1))
-            if where >= 0 and where != ANYWHERE:
+            name, where = surfaces.get(surface, ("", None))
+            fits = where == ANYWHERE
+            if where in (WORD_START, WHOLE_WORDS):
                 bounds = bounds or _word_bounds(text)
                 fits = start in bounds[0] and (
                     where == WORD_START or start + size in bounds[1] and _word_tags().get(surface, "ns") in NAME_TAGS
                 )
-            else:
-                fits = where == ANYWHERE
             if fits and (not name or surface not in mentioned):
                 if name:
                     found.append(name)
