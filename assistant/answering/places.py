@@ -12,7 +12,11 @@ as if it answered for 三台镇 would be wrong. Two sources find such places, bo
   townships (jieba reads 七户乡村里 as 七户/乡村/里) and reported 年底镇, 模范镇, 证明镇 … in 9
   answerable questions; the gazetteer finds all 107 and none of those.
 The loaded townships, their counties and prefectures, and the province they lie in are known
-places, never reported. Matching looks up the question's substrings, longest first, so the
+places, never reported. In a question told as a story, a place in a background sentence ("我表哥
+在乌鲁木齐学的畜牧兽医。…镇上有没有负责引进人才的？") is where someone was, not the place asked
+about: on the bank's train and dev questions, reading only the asking sentence (unless it points
+back: 那边, 当地) kept all 131 places with no list and cut answerable questions wrongly
+reported from 13 to 5. Matching looks up the question's substrings, longest first, so the
 cost is bounded by the question's length, not the gazetteer's size.
 """
 
@@ -200,6 +204,19 @@ def _word_bounds(text: str) -> tuple[set[int], set[int]]:
     return starts, ends
 
 
+SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
+POINTS_BACK = re.compile(r"那边|那里|那儿|那个|那地方|那块|当地|他们那|她们那")
+
+
+def asked_places(text: str, known: Iterable[str], mentioned: str = "") -> list[str]:
+    """The places with no list that a question asks about: those of its asking (last) sentence,
+    or of the whole question when that sentence points back to an earlier one."""
+    sentences = [s for s in SENTENCE_END.split(text) if s.strip()]
+    if len(sentences) > 1 and not POINTS_BACK.search(sentences[-1]):
+        text = sentences[-1]
+    return unknown_places(text, known, mentioned)
+
+
 def unknown_places(text: str, known: Iterable[str], mentioned: str = "") -> list[str]:
     """Places named in `text` that are none of the `known` places (names and short forms);
     a name the lists themselves mention (`mentioned`: their text, e.g. 疏勒古城) is not reported."""
@@ -219,6 +236,8 @@ def unknown_places(text: str, known: Iterable[str], mentioned: str = "") -> list
                 fits = start in bounds[0] and (
                     where == WORD_START or start + size in bounds[1] and _word_tags().get(surface, "ns") in NAME_TAGS
                 )
+            if fits and name and surface.endswith("乡") and rest[start + size : start + size + 1] == "镇":
+                fits = False  # 平安乡 of 平安乡镇: the generic word 乡镇 (township), not a name
             if fits and (not name or surface not in mentioned):
                 if name:
                     found.append(name)

@@ -16,7 +16,7 @@ from enum import Enum
 
 from assistant.answering import intent as intent_model
 from assistant.answering.departments import department_key, surface_forms
-from assistant.answering.places import unknown_places
+from assistant.answering.places import asked_places
 from assistant.items import DutyItem, ListKind
 
 
@@ -300,7 +300,7 @@ def understand(
         asks_figure=asks_figure,
         elsewhere=elsewhere,
         cues=cues,
-        unknown_places=tuple(unknown_places(text, catalog.known_places(), catalog.mentioned)),
+        unknown_places=tuple(asked_places(text, catalog.known_places(), catalog.mentioned)),
     )
 
 
