@@ -5,6 +5,7 @@ import pytest
 from assistant.answering.answer import compose
 from assistant.answering.query import Catalog
 from assistant.items import ListKind
+from embeddings.cached import CachedEmbedder
 
 
 def ids(items):
@@ -185,3 +186,19 @@ def test_a_second_duty_about_as_likely_is_answered_beside_the_first(assistant):
         assert "两项不同的事项" in text and all(i.citation in text for i in both.cited)
         assert text.index(alone.cited[0].citation) < text.index(both.alternatives[0].citation)
     assert shown, "no broad question had two relevant duties in a township"
+
+
+def test_a_long_question_embeds_only_its_end(assistant):
+    """The dense model's cost grows with length; the ask comes last, so only the end is embedded."""
+    story = (
+        "我家隔壁上个月从外地打工回来，带回来一条大狼狗，天天拴在门口，晚上叫个不停，" * 2
+        + "昨天把路过的娃娃咬了，镇上管不管？"
+    )
+    inner, end = assistant.kb.embedder, story[-assistant.settings.query_chars :]
+    spy = CachedEmbedder(inner)  # remembers every query text it embeds
+    assistant.kb.embedder = spy
+    try:
+        result = assistant.retrieve(story)
+    finally:
+        assistant.kb.embedder = inner
+    assert len(story) > len(end) and list(spy.queries) == [end] and result.hits

@@ -14,9 +14,10 @@ as if it answered for 三台镇 would be wrong. Two sources find such places, bo
 The loaded townships, their counties and prefectures, and the province they lie in are known
 places, never reported. In a question told as a story, a place in a background sentence ("我表哥
 在乌鲁木齐学的畜牧兽医。…镇上有没有负责引进人才的？") is where someone was, not the place asked
-about: on the bank's train and dev questions, reading only the asking sentence (unless it points
-back: 那边, 当地) kept all 131 places with no list and cut answerable questions wrongly
-reported from 13 to 5. Matching looks up the question's substrings, longest first, so the
+about, when the asking sentence sets the matter at home (镇上, 村里, 咱们). On the bank's train and
+dev questions this keeps all 155 places with no list and cuts answerable questions wrongly
+reported from 13 to 5; reading the asking sentence alone, whatever it says, lost five places
+("我家在阜康市九运街镇，房子被泥石流冲了。找谁安置？"). Matching looks up the question's substrings, longest first, so the
 cost is bounded by the question's length, not the gazetteer's size.
 """
 
@@ -206,13 +207,14 @@ def _word_bounds(text: str) -> tuple[set[int], set[int]]:
 
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
 POINTS_BACK = re.compile(r"那边|那里|那儿|那个|那地方|那块|当地|他们那|她们那")
+AT_HOME = re.compile(r"镇上|镇里|乡里|乡上|村里|村上|咱们|咱|我们这|我们村|我们镇|这边|这里|本镇|本村|回来|回老家")
 
 
 def asked_places(text: str, known: Iterable[str], mentioned: str = "") -> list[str]:
-    """The places with no list that a question asks about: those of its asking (last) sentence,
-    or of the whole question when that sentence points back to an earlier one."""
+    """The places with no list that a question asks about: only those of its asking (last)
+    sentence when that sentence sets the matter at home and does not point back; else all."""
     sentences = [s for s in SENTENCE_END.split(text) if s.strip()]
-    if len(sentences) > 1 and not POINTS_BACK.search(sentences[-1]):
+    if len(sentences) > 1 and AT_HOME.search(sentences[-1]) and not POINTS_BACK.search(sentences[-1]):
         text = sentences[-1]
     return unknown_places(text, known, mentioned)
 
