@@ -272,9 +272,14 @@ def test_generator_choice_decides_whether_the_model_is_asked(assistant):
     assert all(r.outcome.status == "ok" and "依据清单" in r.outcome.text and r.outcome.cited for r in with_llm)
 
 
+def dev_sample():
+    """Every fifth dev question: the report's plumbing does not need all of them."""
+    return load_questions(split="dev")[::5]
+
+
 @pytest.fixture(scope="module")
 def dev_run(assistant):
-    return evaluate([AssistantSystem(assistant)], load_questions(split="dev"), split="dev")
+    return evaluate([AssistantSystem(assistant)], dev_sample(), split="dev")
 
 
 def test_reports_are_written_and_readable(dev_run, tmp_path):
@@ -282,7 +287,7 @@ def test_reports_are_written_and_readable(dev_run, tmp_path):
     first = write_report(dev_run, tmp_path)
     assert first.chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and first.chart.stat().st_size > 10_000
     report = json.loads(first.json.read_text(encoding="utf-8"))
-    dev = len(load_questions(split="dev"))
+    dev = len(dev_sample())
     assert len(report["results"]["ours"]) == dev and report["systems"]["ours"]["overall"]["n"] == dev
     assert {"timestamp", "commit", "settings", "index"} <= set(report)
     second = write_report(dev_run, tmp_path, previous=previous_run(tmp_path, "dev", "extractive"))

@@ -88,6 +88,17 @@ def test_department_view_matches_lead_and_receiving_departments(assistant, items
     assert "承接部门" in result.note
 
 
+@pytest.mark.parametrize("question", ["二工镇跟县水利局沾边的事儿都有啥", "县水利局让帮忙拉个单子：二工镇涉及他们的事项有哪些"])
+def test_the_askers_own_words_do_not_narrow_a_department_set(assistant, items, question):
+    catalog = Catalog.from_items(items)
+    expected = [
+        i.id
+        for i in items
+        if i.town == "二工镇" and "水利局" in {catalog.department_key(d) for d in i.involved_departments}
+    ]
+    assert ids(assistant.retrieve(question).cited) == expected and len(expected) > 5
+
+
 @pytest.mark.parametrize("short", ["文旅局", "县文化体育广播电视台和旅游局", "文化体育广播电视和旅游局"])
 def test_department_spelling_variants_give_one_set(assistant, items, short):
     expected = [

@@ -359,12 +359,13 @@ class Retriever:
     def enumerate(self, query: Query) -> Retrieval:
         """The complete set an enumeration, count or department question asks for."""
         mask = self._mask(query, structured=True)
-        topical = _has_topic(query.topic)
+        terms = self._listed_terms(query.topic)
+        topical = bool(terms)
         notes = []
         if query.departments:
             notes.append("按“对应上级部门”和“承接部门”匹配部门，不含职责正文中的提及")
         if topical:
-            hits = self._topic_hits(query.topic, mask)
+            hits = self._topic_hits(terms, mask)
             cited = sorted((h.item for h in hits), key=lambda item: self.position[item.id])
             notes.append(f"按关键词“{query.topic}”匹配事项名称和职责内容")
             result = Retrieval(query, cited=cited, hits=hits, complete=True)
@@ -376,9 +377,16 @@ class Retriever:
             result.note = result.note or "没有符合条件的事项"
         return result
 
-    def _topic_hits(self, topic: str, within: np.ndarray) -> list[Hit]:
+    def _listed_terms(self, topic: str) -> list[str]:
+        """The topic's terms that the lists use at all. What is left of a set question after its
+        filters ("跟水利局沾边的事儿都有啥", "县里要统计…帮忙列个单子") is mostly the asker's own
+        wording; a term no item contains cannot name a subject of the lists, and as a filter
+        it emptied the set."""
+        vocabulary = self.kb.keywords.bm25.vocab_dict
+        return [term for term in key_terms(topic) if term in vocabulary]
+
+    def _topic_hits(self, terms: list[str], within: np.ndarray) -> list[Hit]:
         """Recall-oriented keyword match: items within the mask containing enough of the topic's terms."""
-        terms = key_terms(topic)
         hits = []
         for i in np.flatnonzero(within):
             overlap = _share(terms, self.texts[i])
