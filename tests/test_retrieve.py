@@ -88,7 +88,9 @@ def test_department_view_matches_lead_and_receiving_departments(assistant, items
     assert "承接部门" in result.note
 
 
-@pytest.mark.parametrize("question", ["二工镇跟县水利局沾边的事儿都有啥", "县水利局让帮忙拉个单子：二工镇涉及他们的事项有哪些"])
+@pytest.mark.parametrize(
+    "question", ["二工镇跟县水利局沾边的事儿都有啥", "县水利局让帮忙拉个单子：二工镇涉及他们的事项有哪些"]
+)
 def test_the_askers_own_words_do_not_narrow_a_department_set(assistant, items, question):
     catalog = Catalog.from_items(items)
     expected = [
@@ -97,6 +99,26 @@ def test_the_askers_own_words_do_not_narrow_a_department_set(assistant, items, q
         if i.town == "二工镇" and "水利局" in {catalog.department_key(d) for d in i.involved_departments}
     ]
     assert ids(assistant.retrieve(question).cited) == expected and len(expected) > 5
+
+
+def test_one_departments_items_in_both_townships_are_a_set_not_a_comparison(assistant, items):
+    catalog = Catalog.from_items(items)
+    expected = [i.id for i in items if "教育局" in {catalog.department_key(d) for d in i.involved_departments}]
+    result = assistant.retrieve("两个镇涉及教育局的事项都有啥")
+    assert ids(result.cited) == expected and {i.town for i in result.cited} == {"二工镇", "半截沟镇"}
+    assert not result.pairs and assistant.retrieve("两个镇对接教育局的事项有什么不同").compared
+
+
+def test_a_departments_bare_abbreviation_names_it(assistant, items):
+    catalog = Catalog.from_items(items)
+    expected = [
+        i.id
+        for i in items
+        if i.town == "半截沟镇"
+        and i.list is ListKind.WITHDRAWN
+        and "住房和城乡建设局" in {catalog.department_key(d) for d in i.involved_departments}
+    ]
+    assert ids(assistant.retrieve("半截沟收回住建的都有啥").cited) == expected and len(expected) > 5
 
 
 @pytest.mark.parametrize("short", ["文旅局", "县文化体育广播电视台和旅游局", "文化体育广播电视和旅游局"])

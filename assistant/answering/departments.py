@@ -66,6 +66,20 @@ ABBREVIATIONS = {
     "统计调查队": "国家统计局调查队",
     "调查队": "国家统计局调查队",
 }
+# Abbreviations cadres also write without 局/委 ("收回住建的", "配合文旅的"); only those that are no
+# ordinary word (应急, 医保, 交通 are, and stay situation words).
+BARE_ABBREVIATIONS = {
+    "住建": "住房和城乡建设局",
+    "人社": "人力资源和社会保障局",
+    "文旅": "文化体育广播电视和旅游局",
+    "卫健": "卫生健康委员会",
+    "市监": "市场监督管理局",
+    "市场监管": "市场监督管理局",
+    "发改": "发展和改革委员会",
+    "林草": "林业和草原局",
+    "自规": "自然资源局",
+    "工信": "商务和工业信息化局",
+}
 _TAIL = re.compile(r"及其他.*$")
 _BRANCH = re.compile(r"(局).{0,12}?分局$")
 
@@ -103,7 +117,7 @@ def surface_forms(keys: Iterable[str]) -> dict[str, str]:
         if key in keys:
             forms[variant] = key
             forms["县" + variant] = key
-    for short, key in ABBREVIATIONS.items():
+    for short, key in (ABBREVIATIONS | BARE_ABBREVIATIONS).items():
         if key in keys:
             forms.setdefault(short, key)
             forms.setdefault("县" + short, key)

@@ -87,6 +87,7 @@ INTENT_CUES: tuple[tuple[Intent, re.Pattern], ...] = (
         ),
     ),
 )
+CONTRAST_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|一样|相同|比较|对比|对照|多出|少了|多了")
 COMPARE_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|都有|共同|相同|一样|比较|对比|多出|少了|多了")
 # Words that frame a set question without narrowing it: removed before looking for a topic.
 FRAME_WORDS = re.compile(
@@ -276,6 +277,8 @@ def understand(
         intent = decided
         asks_figure = intent is Intent.SINGLE and prediction.figure
         elsewhere = intent is Intent.SINGLE and prediction.service and not asks_figure
+    if intent is Intent.COMPARE and departments and not CONTRAST_CUES.search(text):
+        intent = Intent.ENUMERATE  # "两个镇涉及教育局的事项都有啥": one department's items in both
     if intent is not Intent.COMPARE:
         compare_mode = ""
     topic = re.sub(r"\s+", " ", FRAME_WORDS.sub(" ", _QUESTION_MARKS.sub(" ", rest))).strip()
