@@ -17,7 +17,7 @@ from assistant.answering.classifier import situations_digest
 from assistant.answering.intent import load_model as load_intent_model
 from assistant.answering.ngrams import NGRAMS, char_ngrams
 from assistant.answering.places import asked_places, unknown_places
-from assistant.answering.query import Intent, understand
+from assistant.answering.query import Catalog, Intent, understand
 from assistant.answering.relevance import FEATURES, ModelError, load_model
 from assistant.index import ingest
 from assistant.index.situations import SITUATIONS_FILE, Entry, SituationsError, inherit, load_entries
@@ -169,6 +169,11 @@ def test_cue_words_inside_situations_do_not_make_a_set_or_a_lookup(assistant, qu
 )
 def test_set_lookup_and_comparison_questions_keep_their_intent(assistant, question, intent):
     assert understand(question, assistant.retriever.catalog).intent is intent
+
+
+def test_spoken_comparisons_are_comparisons_of_the_topic():
+    query = understand("村里农药瓶子越来越多了，俩镇在农药包装回收上都管些啥？", Catalog())
+    assert query.cues["both_towns"] == 1.0 and query.compare_mode == "diff"  # not "only": 越来越多了
 
 
 def test_relevance_orders_candidates_by_probability(assistant):

@@ -87,7 +87,7 @@ INTENT_CUES: tuple[tuple[Intent, re.Pattern], ...] = (
         ),
     ),
 )
-CONTRAST_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|一样|相同|比较|对比|对照|多出|少了|多了")
+CONTRAST_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|一样|相同|比较|对比|对照|多出|(?<!越)少了|(?<!越)多了")
 COMPARE_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|都有|共同|相同|一样|比较|对比|多出|少了|多了")
 # Words that frame a set question without narrowing it: removed before looking for a topic.
 FRAME_WORDS = re.compile(
@@ -96,7 +96,7 @@ FRAME_WORDS = re.compile(
     r"两个|两|各自|各|分别|其中|区别|不同|差异|差别|一样|相同|共同|独有|特有|没有|比较|对比|相比|比起|之间|多出|少了|而且|什么|哪个|哪|"
     r"事项|清单|履职|职责|工作|项目|的|了|有|是|里|中|给|被|在|和|与|及|还|都|共|项|条|个|件|类|我们|咱们|镇|乡|县"
 )
-BOTH_TOWNS = re.compile(r"两个?镇|两乡|两个乡|两地|各镇|两个乡镇|两镇")
+BOTH_TOWNS = re.compile(r"两个?镇|两乡|两个乡|两地|各镇|两个乡镇|两镇|俩镇|俩乡")
 
 _CN_DIGITS = {
     "零": 0,
@@ -322,7 +322,7 @@ def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, st
     """The cue table's verdict, and the comparison mode whenever two townships are compared."""
     mode = ""
     if len(towns) >= 2 or BOTH_TOWNS.search(text):
-        if re.search(r"没有|独有|特有|多出|少了|多了", text):
+        if re.search(r"没有|独有|特有|多出|(?<!越)少了|(?<!越)多了", text):  # not 越来越多了
             mode = "only"
         elif re.search(r"都有|共同|(?<!不)相同|(?<!不)一样", text):
             mode = "both"
