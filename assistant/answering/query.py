@@ -87,7 +87,9 @@ INTENT_CUES: tuple[tuple[Intent, re.Pattern], ...] = (
         ),
     ),
 )
-CONTRAST_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|一样|相同|比较|对比|对照|多出|(?<!越)少了|(?<!越)多了")
+CONTRAST_CUES = re.compile(
+    r"不同|区别|差异|差别|没有的|独有|特有|一样|相同|比较|对比|对照|多出|(?<!越)少了|(?<!越)多了"
+)
 COMPARE_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|都有|共同|相同|一样|比较|对比|多出|少了|多了")
 # Words that frame a set question without narrowing it: removed before looking for a topic.
 FRAME_WORDS = re.compile(
