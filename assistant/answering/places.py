@@ -12,13 +12,15 @@ as if it answered for 三台镇 would be wrong. Two sources find such places, bo
   townships (jieba reads 七户乡村里 as 七户/乡村/里) and reported 年底镇, 模范镇, 证明镇 … in 9
   answerable questions; the gazetteer finds all 107 and none of those.
 The loaded townships, their counties and prefectures, and the province they lie in are known
-places, never reported. In a question told as a story, a place in a background sentence ("我表哥
-在乌鲁木齐学的畜牧兽医。…镇上有没有负责引进人才的？") is where someone was, not the place asked
-about, when the asking sentence sets the matter at home (镇上, 村里, 咱们). On the bank's train and
-dev questions this keeps all 155 places with no list and cuts answerable questions wrongly
-reported from 13 to 5; reading the asking sentence alone, whatever it says, lost five places
-("我家在阜康市九运街镇，房子被泥石流冲了。找谁安置？"). Matching looks up the question's substrings, longest first, so the
+places, never reported. Matching looks up the question's substrings, longest first, so the
 cost is bounded by the question's length, not the gazetteer's size.
+
+In a question told as a story, a place in a background sentence ("我表哥在乌鲁木齐学的畜牧兽医。
+…镇上有没有负责引进人才的？") is where someone was, not the place asked about, when the asking
+sentence sets the matter at home (镇上, 村里, 咱们). On the bank's train and dev questions this
+keeps all 155 places with no list and cuts answerable questions wrongly reported from 13 to 5;
+reading the asking sentence alone, whatever it says, lost five places ("我家在阜康市九运街镇，
+房子被泥石流冲了。找谁安置？").
 """
 
 from __future__ import annotations

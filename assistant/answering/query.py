@@ -87,10 +87,11 @@ INTENT_CUES: tuple[tuple[Intent, re.Pattern], ...] = (
         ),
     ),
 )
+# A difference asked for (越来越多了 is no 多了); with 都有/共同, a comparison at all.
 CONTRAST_CUES = re.compile(
     r"不同|区别|差异|差别|没有的|独有|特有|一样|相同|比较|对比|对照|多出|(?<!越)少了|(?<!越)多了"
 )
-COMPARE_CUES = re.compile(r"不同|区别|差异|差别|没有的|独有|特有|都有|共同|相同|一样|比较|对比|多出|少了|多了")
+COMPARE_CUES = re.compile(CONTRAST_CUES.pattern + r"|都有|共同")
 # Words that frame a set question without narrowing it: removed before looking for a topic.
 FRAME_WORDS = re.compile(
     r"涉及|有关|相关|关于|方面|承接|负责|交给|交由|划给|归口|对接|需要|需|要|配合|协助|收回|牵头|部门|单位|"
@@ -324,7 +325,7 @@ def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, st
     """The cue table's verdict, and the comparison mode whenever two townships are compared."""
     mode = ""
     if len(towns) >= 2 or BOTH_TOWNS.search(text):
-        if re.search(r"没有|独有|特有|多出|(?<!越)少了|(?<!越)多了", text):  # not 越来越多了
+        if re.search(r"没有|独有|特有|多出|(?<!越)少了|(?<!越)多了", text):
             mode = "only"
         elif re.search(r"都有|共同|(?<!不)相同|(?<!不)一样", text):
             mode = "both"
