@@ -40,7 +40,6 @@ from assistant.answering import classifier as duty_classifier
 from assistant.answering import intent as intent_model
 from assistant.answering.query import Intent, masked, understand
 from assistant.answering.relevance import FEATURES, MODEL_FILE, SITUATION_FEATURES, RelevanceModel, save_model
-from assistant.answering.retrieve import embedded_text
 from assistant.index.situations import cached_vectors, load_entries, ship_vectors
 from assistant.service import Assistant
 from assistant.settings import Settings
@@ -202,7 +201,7 @@ def classifier_examples(assistant: Assistant, bank: Sequence[Question]) -> Examp
         text = query.search_text or query.text
         for key in dict.fromkeys(retriever.situations.keys[retriever.position[g]] for g in question.gold):
             if key:
-                searched.append(embedded_text(text, assistant.settings.query_chars))
+                searched.append(retriever.embedded(query))
                 texts.append(masked(text, retriever.catalog))
                 keys.append(key)
                 owners.append(question.id)
@@ -317,7 +316,7 @@ def remember_queries(assistant: Assistant) -> None:
     for question in load_questions(kinds=RELEVANCE_KINDS):
         if question.split in ("train", "dev"):
             query = retriever.understand(question.question)
-            texts.append(embedded_text(query.search_text or query.text, assistant.settings.query_chars))
+            texts.append(retriever.embedded(query))
     embedder = assistant.kb.embedder
     vectors = cached_vectors(texts, embedder, assistant.settings.vector_cache / "bank")
     assistant.kb.embedder = CachedEmbedder(embedder, queries=dict(zip(texts, vectors)))

@@ -87,10 +87,11 @@ INTENT_CUES: tuple[tuple[Intent, re.Pattern], ...] = (
         ),
     ),
 )
-# A difference asked for (越来越多了 is no 多了); with 都有/共同, a comparison at all.
-CONTRAST_CUES = re.compile(
-    r"不同|区别|差异|差别|没有的|独有|特有|一样|相同|比较|对比|对照|多出|(?<!越)少了|(?<!越)多了"
-)
+# What one township has and the other lacks (越来越多了 is no 多了); any difference asked for;
+# with 都有/共同, a comparison at all.
+_ONE_SIDED = r"独有|特有|多出|(?<!越)少了|(?<!越)多了"
+ONLY_CUES = re.compile(r"没有|" + _ONE_SIDED)
+CONTRAST_CUES = re.compile(r"不同|区别|差异|差别|一样|相同|比较|对比|对照|没有的|" + _ONE_SIDED)
 COMPARE_CUES = re.compile(CONTRAST_CUES.pattern + r"|都有|共同")
 # Words that frame a set question without narrowing it: removed before looking for a topic.
 FRAME_WORDS = re.compile(
@@ -325,7 +326,7 @@ def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, st
     """The cue table's verdict, and the comparison mode whenever two townships are compared."""
     mode = ""
     if len(towns) >= 2 or BOTH_TOWNS.search(text):
-        if re.search(r"没有|独有|特有|多出|(?<!越)少了|(?<!越)多了", text):
+        if ONLY_CUES.search(text):
             mode = "only"
         elif re.search(r"都有|共同|(?<!不)相同|(?<!不)一样", text):
             mode = "both"

@@ -220,6 +220,12 @@ class Retriever:
         hits.sort(key=lambda h: (-h.relevance, -h.score))
         return hits
 
+    def embedded(self, query: Query) -> str:
+        """The part of a question the dense model sees: its last `query_chars` characters (the ask
+        comes last). The keyword, n-gram and situation-keyword signals still read all of it; the
+        cap bounds a long story's cost."""
+        return (query.search_text or query.text)[-self.settings.query_chars :]
+
     def candidates(self, query: Query, n: int | None = None) -> list[Hit]:
         """Candidates from the five rankings over the filtered items, with their features."""
         n = n or self.settings.candidates
@@ -228,7 +234,7 @@ class Retriever:
             return []
         text = query.search_text or query.text
         expanded = expand(text)
-        vector = self.kb.embedder.embed_query(embedded_text(text, self.settings.query_chars))
+        vector = self.kb.embedder.embed_query(self.embedded(query))
         dense = dict(self.kb.dense(vector, self._where(query), n))
         sit_dense, sit_keyword = self.situations.best(vector, expanded)
         duty = np.zeros(len(self.items))
@@ -470,12 +476,6 @@ class Retriever:
             result.cited += [item for pair in result.pairs for item in (pair.left, pair.right)]
         result.note = "按事项名称对齐两镇的同一事项（序号不对应）"
         return result
-
-
-def embedded_text(text: str, limit: int) -> str:
-    """The part of a question that is embedded: its last `limit` characters. The keyword, n-gram
-    and situation-keyword signals still read all of it; the cap bounds a long story's cost."""
-    return text[-limit:]
 
 
 def _log_odds(probability: float) -> float:
