@@ -17,6 +17,8 @@ def catalog(items):
         ("二工镇配合履职事项第22项是什么", Intent.LOOKUP, ("二工镇",), (ListKind.COORDINATED,), 22),
         ("半截沟收回事项第五项", Intent.LOOKUP, ("半截沟镇",), (ListKind.WITHDRAWN,), 5),
         ("二工基本履职第一百零九项", Intent.LOOKUP, ("二工镇",), (ListKind.BASIC,), 109),
+        ("二工镇配合事项第27个是啥", Intent.LOOKUP, ("二工镇",), (ListKind.COORDINATED,), 27),
+        ("二工镇第一个来配合调查的村民能领补助吗", Intent.SINGLE, ("二工镇",), (), None),
         ("二工镇有多少项配合履职事项", Intent.COUNT, ("二工镇",), (ListKind.COORDINATED,), None),
         ("列出二工镇所有应急管理及消防类事项", Intent.ENUMERATE, ("二工镇",), (), None),
         ("二工镇的收回事项", Intent.ENUMERATE, ("二工镇",), (ListKind.WITHDRAWN,), None),

@@ -125,6 +125,8 @@ _NUMBER = re.compile(
     r"|(?:序号|编号)\s*(?:为|是)?\s*([0-9０-９]+|[零〇一二两三四五六七八九十百千万亿]+)"
     r"|([0-9]+)\s*号事项"
 )
+# 第N个 is an ordinal of anything (第一个来的人) unless a list is named: 配合事项第27个.
+_NTH_OF_LIST = re.compile(r"第\s*([0-9０-９]+|[零〇一二两三四五六七八九十百千万亿]+)\s*个")
 
 
 def chinese_number(text: str) -> int | None:
@@ -254,7 +256,7 @@ def understand(
                 named.add(kind)
             rest = re.sub(word, " ", rest)
     number = None
-    match = _NUMBER.search(rest)
+    match = _NUMBER.search(rest) or (_NTH_OF_LIST.search(rest) if named else None)
     if match:
         number = chinese_number(next(g for g in match.groups() if g))
         rest = rest[: match.start()] + " " + rest[match.end() :]
