@@ -19,6 +19,7 @@ def catalog(items):
         ("二工基本履职第一百零九项", Intent.LOOKUP, ("二工镇",), (ListKind.BASIC,), 109),
         ("二工镇配合事项第27个是啥", Intent.LOOKUP, ("二工镇",), (ListKind.COORDINATED,), 27),
         ("二工镇第一个来配合调查的村民能领补助吗", Intent.SINGLE, ("二工镇",), (), None),
+        ("小区里有人违反《物业管理条例》第六十三条，镇里能罚吗", Intent.SINGLE, (), (), None),
         ("二工镇有多少项配合履职事项", Intent.COUNT, ("二工镇",), (ListKind.COORDINATED,), None),
         ("列出二工镇所有应急管理及消防类事项", Intent.ENUMERATE, ("二工镇",), (), None),
         ("二工镇的收回事项", Intent.ENUMERATE, ("二工镇",), (ListKind.WITHDRAWN,), None),
