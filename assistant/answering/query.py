@@ -16,7 +16,9 @@ from enum import Enum
 
 from assistant.answering import intent as intent_model
 from assistant.answering.departments import department_key, surface_forms
+from assistant.answering.pinyin import PinyinLexicon
 from assistant.answering.places import asked_places
+from assistant.index.records import keyword_text
 from assistant.items import DutyItem, ListKind
 
 
@@ -177,12 +179,17 @@ class Catalog:
     departments: dict[str, str] = field(default_factory=dict)  # surface → key
     places: tuple[str, ...] = ()
     mentioned: str = ""  # the items' titles: place names the lists themselves mention are not unknown
+    pinyin: PinyinLexicon | None = None  # pinyin typed for the items' words (dibao → 低保)
 
     @classmethod
     def from_items(cls, items: Iterable[DutyItem]) -> Catalog:
         items = list(items)
         places = tuple(sorted({p for i in items for p in (i.county, i.prefecture) if p} | _short_prefectures(items)))
-        catalog = cls(places=places, mentioned="\n".join(dict.fromkeys(i.title for i in items)))
+        catalog = cls(
+            places=places,
+            mentioned="\n".join(dict.fromkeys(i.title for i in items)),
+            pinyin=PinyinLexicon(keyword_text(i) for i in items),
+        )
         for item in items:
             for surface in _short_forms(item.town, ("镇", "乡", "街道", "苏木")):
                 catalog.towns.setdefault(surface, item.town)
@@ -238,6 +245,8 @@ def understand(
     """Extract intent and filters from a question (`model`: the learned intent model, default: the
     shipped one; the cue table alone decides when there is none or `learned` is off)."""
     text = re.sub(r"\s+", " ", question).strip()
+    if catalog.pinyin is not None:
+        text = catalog.pinyin.restore(text)
     rest = text
     categories, rest = _find(rest, {k: v for k, v in catalog.categories.items() if k.endswith("类")})
     departments, rest = _find(rest, catalog.departments)
