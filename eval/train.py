@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -330,6 +331,10 @@ def main(settings: Settings | None = None) -> None:
     intent, figures = train_intent(assistant)
     intent.save()
     print(intent.version, json.dumps(figures, ensure_ascii=False))
+    # What follows learns from questions as the new intent model reads them, each read once: the
+    # classifier's examples and the relevance candidates read the same ~7,000 (4 ms each).
+    intent_model.load_model.cache_clear()
+    assistant.retriever.understand = lru_cache(maxsize=None)(assistant.retriever.understand)  # type: ignore[method-assign]
     classifier, held_out, figures = train_classifier(assistant)
     classifier.save()
     assistant.retriever.use_classifier(duty_classifier.load_model())
