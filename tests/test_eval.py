@@ -273,7 +273,7 @@ def test_generator_choice_decides_whether_the_model_is_asked(assistant):
 
 
 def dev_sample():
-    """Every fifth dev question: the report's plumbing does not need all of them."""
+    """Every tenth dev question: the report's plumbing does not need all of them."""
     return load_questions(split="dev")[::10]
 
 
