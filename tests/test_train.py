@@ -78,3 +78,15 @@ def test_shipping_vectors_embeds_only_questions_not_yet_shipped(assistant, tmp_p
     again = _load_vectors(path, embedder.name)
     assert set(again) == set(shipped)
     assert np.allclose(np.stack([again[t] for t in dropped]), embedder.embed_queries(dropped), atol=2e-3)
+
+
+def test_shipped_vectors_of_given_texts_are_written_once(assistant, tmp_path):
+    embedder = assistant.kb.embedder
+    path = tmp_path / "bank.vectors.npz"
+    texts = ["村里有人私自宰羊", "低保谁审核"]
+    assert ship_vectors(embedder, path, texts) == 2
+    written = path.stat().st_mtime_ns
+    assert ship_vectors(embedder, path, texts) == 0 and path.stat().st_mtime_ns == written  # unchanged file
+    assert set(_load_vectors(path, embedder.name)) == set(texts)
+    assert ship_vectors(embedder, path, texts[:1]) == 0  # a text dropped from the bank leaves the file
+    assert set(_load_vectors(path, embedder.name)) == set(texts[:1])

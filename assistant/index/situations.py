@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,17 +136,18 @@ class SituationIndex:
         return dense, keyword
 
 
-def cached_vectors(texts: list[str], embedder: Embedder, cache_dir: Path) -> np.ndarray:
+def cached_vectors(texts: list[str], embedder: Embedder, cache_dir: Path, shipped: Path | None = None) -> np.ndarray:
     """Query-side vectors of the texts (the situations are matched against questions).
 
-    Embedding the ~1,500 shipped questions takes ~50 s on 2 cores, so their vectors for the
-    default embedder ship with the data (`SHIPPED_VECTORS`, refreshed by `duty-assistant train`);
-    any other text, or another embedder, is embedded once and kept in `cache_dir`.
+    Embedding the ~3,400 situation questions takes over a minute on 2 cores, so their vectors for the
+    default embedder ship with the data (`shipped`, default `SHIPPED_VECTORS`, refreshed by
+    `duty-assistant train`); any other text, or another embedder, is embedded once and kept in
+    `cache_dir`.
     """
     if not texts:
         return np.zeros((0, embedder.dimension), dtype=np.float32)
     cache = Path(cache_dir) / f"situations-{hashlib.sha256(embedder.name.encode()).hexdigest()[:12]}.npz"
-    known = {**_load_vectors(SHIPPED_VECTORS, embedder.name), **_load_vectors(cache, embedder.name)}
+    known = {**_load_vectors(shipped or SHIPPED_VECTORS, embedder.name), **_load_vectors(cache, embedder.name)}
     missing = [t for t in dict.fromkeys(texts) if t not in known]
     if missing:
         known.update(zip(missing, np.asarray(embedder.embed_queries(missing), dtype=np.float32)))
@@ -157,15 +158,18 @@ def cached_vectors(texts: list[str], embedder: Embedder, cache_dir: Path) -> np.
 SHIPPED_VECTORS = SITUATIONS_FILE.with_suffix(".vectors.npz")
 
 
-def ship_vectors(embedder: Embedder, path: Path = SHIPPED_VECTORS) -> int:
-    """Write the shipped vectors of every situation question for `embedder`, embedding only the
-    questions the file does not hold yet; returns how many were embedded."""
-    texts = list(dict.fromkeys(q for entry in load_entries() for q in entry.questions))
+def ship_vectors(embedder: Embedder, path: Path = SHIPPED_VECTORS, texts: Iterable[str] | None = None) -> int:
+    """Write the shipped vectors of `texts` (default: every situation question) for `embedder`,
+    embedding only the texts the file does not hold yet; returns how many were embedded. A file
+    that already holds exactly these texts is left untouched."""
+    wanted = list(dict.fromkeys(texts if texts is not None else (q for e in load_entries() for q in e.questions)))
     known = _load_vectors(path, embedder.name)
-    missing = [t for t in texts if t not in known]
+    missing = [t for t in wanted if t not in known]
+    if not missing and set(known) == set(wanted):
+        return 0
     if missing:
         known.update(zip(missing, np.asarray(embedder.embed_queries(missing), dtype=np.float32)))
-    _save_vectors(path, embedder.name, {t: known[t] for t in texts})
+    _save_vectors(path, embedder.name, {t: known[t] for t in wanted})
     return len(missing)
 
 
