@@ -44,11 +44,10 @@ class PinyinLexicon:
         return whole, initials
 
     def word(self, letters: str) -> str | None:
-        whole, initials = self._maps
-        return whole.get(letters) or (initials.get(letters) if len(letters) >= MIN_INITIALS else None)
+        whole, initials = self._maps  # initials hold only words of MIN_INITIALS characters or more
+        return whole.get(letters) or initials.get(letters)
 
     def restore(self, text: str) -> str:
-        """The text with every lower-case pinyin run a word of the texts explains replaced by it."""
-        if not _LETTERS.search(text):
-            return text
+        """The text with every lower-case pinyin run a word of the texts explains replaced by it
+        (a text without one never builds the maps)."""
         return _LETTERS.sub(lambda m: self.word(m.group()) or m.group(), text)

@@ -122,13 +122,14 @@ _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_SECTIONS = {"万": 10**4, "亿": 10**8}
 # A reference to a numbered item: 第N项/条/号, 序号N, 编号N, N号事项 — not an ordinal inside a phrase
 # (第一次, 第一书记, 第二天), nor an article of a law (《物业管理条例》第六十三条, 办法第5条).
+_NUMERAL = r"([0-9０-９]+|[零〇一二两三四五六七八九十百千万亿]+)"
 _NUMBER = re.compile(
-    r"(?<![法例定》则])第\s*([0-9０-９]+|[零〇一二两三四五六七八九十百千万亿]+)\s*(?:项|条|号)"
-    r"|(?:序号|编号)\s*(?:为|是)?\s*([0-9０-９]+|[零〇一二两三四五六七八九十百千万亿]+)"
+    rf"(?<![法例定》则])第\s*{_NUMERAL}\s*(?:项|条|号)"
+    rf"|(?:序号|编号)\s*(?:为|是)?\s*{_NUMERAL}"
     r"|([0-9]+)\s*号事项"
 )
 # 第N个 is an ordinal of anything (第一个来的人) unless a list is named: 配合事项第27个.
-_NTH_OF_LIST = re.compile(r"第\s*([0-9０-９]+|[零〇一二两三四五六七八九十百千万亿]+)\s*个")
+_NTH_OF_LIST = re.compile(rf"第\s*{_NUMERAL}\s*个")
 
 
 def chinese_number(text: str) -> int | None:
