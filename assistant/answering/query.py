@@ -189,7 +189,6 @@ class Catalog:
         catalog = cls(
             places=places,
             mentioned="\n".join(dict.fromkeys(i.title for i in items)),
-            pinyin=PinyinLexicon(keyword_text(i) for i in items),
         )
         for item in items:
             for surface in _short_forms(item.town, ("镇", "乡", "街道", "苏木")):
@@ -198,6 +197,7 @@ class Catalog:
                 catalog.counties.setdefault(surface, item.county)
             catalog.categories.setdefault(item.category, item.category)
             catalog.categories.setdefault(item.category + "类", item.category)
+        catalog.pinyin = PinyinLexicon((keyword_text(i) for i in items), names=[*catalog.towns, *catalog.counties])
         for category in list(catalog.categories):
             for part in re.split(r"及|和|与", category):
                 if len(part) >= 2 and part != category:
