@@ -14,6 +14,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 from assistant.answering.classifier import load_model as load_classifier
 from assistant.answering.classifier import situations_digest
+from assistant.answering.intent import HEADS
 from assistant.answering.intent import load_model as load_intent_model
 from assistant.answering.ngrams import NGRAMS, char_ngrams
 from assistant.answering.places import asked_places, unknown_places
@@ -99,7 +100,7 @@ def test_a_new_townships_list_inherits_the_situation_questions(renamed):
 def test_the_shipped_models_load_and_fit_the_code(assistant):
     relevance, intent, duties = load_model(), load_intent_model(), load_classifier()
     assert relevance is not None and relevance.features == FEATURES and 0 < relevance.threshold < 1
-    assert intent is not None and set(intent.heads) == {"figure", "service"}
+    assert intent is not None and set(intent.heads) == set(HEADS)
     assert duties is not None and duties.situations == situations_digest(), "refit with `duty-assistant train`"
     assert duties.keys == tuple(e.key for e in load_entries()) and duties.embedder == assistant.kb.embedder.name
 
@@ -247,6 +248,30 @@ def test_a_township_without_a_list_is_answered_honestly(assistant):
     assert answer.abstained and not answer.citations and answer.retrieval.scope == "place"
     assert "三台镇" in answer.text and all(t in answer.text for t in assistant.kb.towns)
     assert answer.related, "the loaded townships' nearest items are shown as related"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "我老家河南那边村里的路坏了是县交通局来修，这边村里的路坏了是镇上负责修补吗？",
+        "在乌鲁木齐低保是社区先审，咱们这边低保申请是镇上受理吗？",
+    ],
+)
+def test_a_place_named_only_as_a_contrast_does_not_decline_the_question(assistant, question):
+    answer = assistant.ask(question)
+    assert answer.retrieval.query.unknown_places, "the other place is still found"
+    assert not answer.abstained and answer.citations
+
+
+def test_a_place_with_no_list_asked_about_beside_a_loaded_township_is_declined(assistant):
+    answer = assistant.ask("我们二工镇有老年食堂，那昌吉市的街道也管老年人助餐吗？")
+    assert answer.abstained and not answer.citations and answer.retrieval.scope == "place"
+
+
+def test_without_the_learned_model_a_place_with_no_list_counts_unless_a_loaded_one_is_named(assistant):
+    catalog = assistant.retriever.catalog
+    assert understand("昌吉市的低保谁审批？", catalog, learned=False).unlisted_place
+    assert not understand("二工镇的人去昌吉市打工，低保谁审批？", catalog, learned=False).unlisted_place
 
 
 def test_a_figure_the_lists_do_not_hold_points_to_the_responsible_item(assistant):

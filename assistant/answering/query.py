@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -47,6 +47,7 @@ class Query:
     elsewhere: bool = False  # a service no township list covers (passports, exams, broadband…)
     cues: dict[str, float] = field(default_factory=dict, compare=False)  # the intent model's inputs
     unknown_places: tuple[str, ...] = ()  # places named that have no list in the index
+    unlisted_place: bool = False  # what the question asks about is one of those places
 
 
 # Plain substrings, longest first; a pattern (re) where a bare word is ambiguous (基本农田).
@@ -284,9 +285,13 @@ def understand(
         "categories": float(bool(categories)),
         "scaffolding": float(scaffolding),
     }
+    unknown = tuple(asked_places(text, catalog.known_places(), catalog.mentioned))
+    unlisted_place = bool(unknown) and not (towns or counties)
     model = (model or intent_model.load_model()) if learned else None
     if model is not None:
-        prediction = model.predict(masked(text, catalog), cues)
+        prediction = model.predict(masked(text, catalog, unknown), cues)
+        if unknown and "place" in model.heads:
+            unlisted_place = prediction.place
         decided = Intent(prediction.intent)
         if decided is Intent.LOOKUP and number is None or decided is Intent.COMPARE and not compare_mode:
             decided = Intent.SINGLE  # a lookup needs a real 第N项; a comparison needs two townships
@@ -319,18 +324,21 @@ def understand(
         asks_figure=asks_figure,
         elsewhere=elsewhere,
         cues=cues,
-        unknown_places=tuple(asked_places(text, catalog.known_places(), catalog.mentioned)),
+        unknown_places=unknown,
+        unlisted_place=unlisted_place,
     )
 
 
-def masked(text: str, catalog: Catalog) -> str:
-    """The question with the loaded townships and counties replaced by placeholders, so that a
-    learned model sees the wording, not the names."""
+def masked(text: str, catalog: Catalog, unknown: Sequence[str] = ()) -> str:
+    """The question with the loaded townships and counties, and the `unknown` places, replaced by
+    placeholders, so that a learned model sees the wording, not the names."""
     rest = text
     for surface in sorted(catalog.towns, key=len, reverse=True):
         rest = rest.replace(surface, "某镇")
     for surface in sorted(catalog.counties, key=len, reverse=True):
         rest = rest.replace(surface, "某县")
+    for surface in sorted(unknown, key=len, reverse=True):
+        rest = rest.replace(surface, "某地")
     return rest
 
 

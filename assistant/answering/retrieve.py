@@ -140,7 +140,7 @@ class Retriever:
             refusal = f"问题过长（{len(question)}字），请精简到{limit}字以内再问。"
             return Retrieval(Query(text=question[:limit]), abstained=True, refusal=refusal)
         query = query or self.understand(question)
-        if query.unknown_places and not (query.towns or query.counties or towns):
+        if query.unlisted_place and not towns:
             result = self.outside(query)
             result.seconds = time.perf_counter() - started
             return result
