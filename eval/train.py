@@ -214,9 +214,17 @@ def classifier_examples(assistant: Assistant, bank: Sequence[Question]) -> Examp
     return Examples(vectors, texts, keys, owners)
 
 
-def fit_classifier(examples: Examples, version: str) -> duty_classifier.DutyClassifier:
+def fit_classifier(
+    examples: Examples, version: str, start: duty_classifier.DutyClassifier | None = None
+) -> duty_classifier.DutyClassifier:
+    """`start`: a model of the same classes to start from. The optimum is the same (the loss is
+    convex); from a near one, a fit takes ~20 iterations instead of ~55 (24 s instead of 60)."""
     classes = list(dict.fromkeys(examples.keys))
-    fitted = LogisticRegression(C=CLASSIFIER_C, max_iter=3000).fit(
+    model = LogisticRegression(C=CLASSIFIER_C, max_iter=3000)
+    if start is not None and list(start.keys) == classes:
+        model.set_params(warm_start=True)
+        model.coef_, model.intercept_ = start.weights.astype(np.float64), start.bias.astype(np.float64)
+    fitted = model.fit(
         duty_classifier.inputs(examples.vectors, examples.texts), [classes.index(k) for k in examples.keys]
     )
     return duty_classifier.DutyClassifier(
@@ -227,15 +235,22 @@ def fit_classifier(examples: Examples, version: str) -> duty_classifier.DutyClas
 def train_classifier(assistant: Assistant, folds: int = FOLDS) -> tuple[duty_classifier.DutyClassifier, HeldOut, dict]:
     """Fit the duty classifier on the situation questions and the train split's single-item
     questions (situations alone: gold duty first for 0.885 of dev; with the train split: 0.940),
-    and, for the relevance model, one per fold fitted without that fold's questions. The fits run
-    in parallel: ~35 s each on 2 cores."""
+    and, for the relevance model, one per fold fitted without that fold's questions, all in
+    parallel. The model starts from the shipped one when it has the same classes; a fold's starts
+    from nothing: started from a model that saw its questions, it kept some of what it knew of
+    them, and the relevance model trusted the classifier too much (dev false abstention 0.015 ->
+    0.022)."""
     bank = load_questions(split="train", kinds=RELEVANCE_KINDS)
     examples = classifier_examples(assistant, [q for q in bank if q.kind in CLASSIFIER_KINDS])
     digest = hashlib.sha256(repr(sorted(set(examples.owners))).encode("utf-8")).hexdigest()[:8]
     version = f"duties-{datetime.now(UTC):%Y%m%d}-{duty_classifier.situations_digest()[:8]}-{digest}"
     held = [frozenset(q.id for q in bank[fold::folds]) for fold in range(folds)]
+    shipped = duty_classifier.load_model()
+    if shipped is not None and shipped.embedder != assistant.kb.embedder.name:
+        shipped = None  # fitted on another embedder's vectors
     final, *per_fold = Parallel(n_jobs=-1)(
-        delayed(fit_classifier)(examples.without(ids), version) for ids in (frozenset(), *held)
+        delayed(fit_classifier)(examples.without(ids), version, start=None if ids else shipped)
+        for ids in (frozenset(), *held)
     )
     model = replace(final, embedder=assistant.kb.embedder.name)
     figures = {

@@ -3,6 +3,7 @@ import shutil
 import pytest
 
 from assistant.index import IngestLocked, current_generation, ingest, open_index
+from assistant.index.store import HNSW_EF_SEARCH
 from assistant.settings import CORPUS_DIR, Settings
 
 ERGONG = CORPUS_DIR / "二工镇.txt"
@@ -38,6 +39,18 @@ def test_dense_search_filters_on_metadata(built_settings):
     assert hits[0][0] == "半截沟镇:coordinated:22"
 
 
+def test_dense_search_visits_every_item_and_breaks_ties_by_id(built_settings):
+    kb = open_index(built_settings)
+    assert kb.collection.configuration["hnsw"]["ef_search"] == HNSW_EF_SEARCH
+    vector = kb.embedder.embed_query("两癌筛查")
+    hits = kb.dense(vector, None, 60)
+    scores = dict(hits)
+    exact = sorted(scores, key=lambda id_: (-round(scores[id_], 6), id_))
+    assert [id_ for id_, _ in hits] == exact, "the order is by score, then id: the same in every process"
+    every = kb.similarity(vector, [item.id for item in kb.items])
+    assert min(scores.values()) >= sorted(every.values(), reverse=True)[59] - 1e-6, "no nearer item is missed"
+
+
 def test_reingest_of_unchanged_data_embeds_nothing(home):
     before = current_generation(home)
     report = ingest(home.corpus, home)
@@ -63,6 +76,7 @@ def test_changed_item_is_reembedded_and_removed_items_deleted(home, tmp_path):
     assert report.embedded == 1
     kb = open_index(home)
     assert len(kb.items) == kb.collection.count() == 485
+    assert kb.collection.configuration["hnsw"]["ef_search"] == HNSW_EF_SEARCH, "the copied collection too"
     assert kb.by_id["半截沟镇:withdrawn:36"].title.endswith("（修订）")
     assert "半截沟镇:withdrawn:37" not in kb.by_id
     assert "二工镇:basic:1" in kb.by_id  # the other township is untouched

@@ -34,7 +34,7 @@ import chromadb
 
 from assistant import jsonl
 from assistant.index.records import items_from_jsonl, write_keywords
-from assistant.index.store import COLLECTION, Generation, IngestLocked, chroma_settings, file_lock
+from assistant.index.store import COLLECTION, HNSW, Generation, IngestLocked, chroma_settings, file_lock
 from assistant.settings import Settings
 
 META = "duty_meta"
@@ -119,7 +119,7 @@ class ServerStore:
         chroma = client(self.settings)
         collection = chroma.create_collection(
             collection_name(generation),
-            metadata={"hnsw:space": "cosine"},
+            configuration={"hnsw": HNSW},
             embedding_function=self.embedding_function,
         )
         if copy_from is not None:
