@@ -284,6 +284,10 @@ class _Reader:
         return bool(self.read(question.question).unknown_places)
 
 
+def _fit_head(inputs: sparse.csr_matrix, labels: Sequence[bool]) -> LogisticRegression:
+    return LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(inputs, labels)
+
+
 def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
     reader = _Reader(assistant)
     bank = load_questions(split="train")
@@ -296,30 +300,17 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
     dev = load_questions(split="dev")
     dev_inputs = reader.inputs([q.question for q in dev])
     figure_rows = read_jsonl(FIGURES_FILE)
-    placed = [q for q in bank if reader.names_unlisted_place(q)]
     examples = {  # (texts, labels) per head: the train split, plus the figure training set
         "figure": (
             [r["question"] for r in figure_rows] + [q.question for q in bank],
             [bool(r["figure"]) for r in figure_rows] + [q.oos == "figure" for q in bank],
         ),
         "service": ([q.question for q in bank], [q.kind == "out_of_scope" and q.oos in ("service", "") for q in bank]),
-        # read only when a question names a place with no list: is that place what it asks about?
-        "place": ([q.question for q in placed], [q.oos == "place" for q in placed]),
     }
     heads, recalls = {}, {}
     for name, (head_texts, head_labels) in examples.items():
-        head = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(
-            reader.inputs(head_texts), head_labels
-        )
+        head = _fit_head(reader.inputs(head_texts), head_labels)
         scores = head.predict_proba(dev_inputs)[:, 1]
-        if name == "place":  # ~100 dev questions name such a place, a tenth of them in scope: even odds
-            threshold = 0.5
-            read_right = [
-                (p >= threshold) == (q.oos == "place") for p, q in zip(scores, dev) if reader.names_unlisted_place(q)
-            ]
-            recalls["dev_place_accuracy"] = float(np.mean(read_right)) if read_right else 0.0
-            heads[name] = intent_model.Head(head.coef_[0], float(head.intercept_[0]), threshold)
-            continue
         in_scope = np.sort([p for p, q in zip(scores, dev) if q.in_scope])
         # the lowest threshold that takes at most 1% of the in-scope dev questions for this head
         threshold = float(max(0.5, in_scope[int(np.ceil(0.99 * len(in_scope))) - 1] + 1e-6))
@@ -331,6 +322,15 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
         ]
         recalls[f"dev_{name}_recall"] = float(np.mean(wanted)) if wanted else 0.0
         recalls[f"{name}_threshold"] = threshold
+    # Read only when a question names a place with no list: is that place what it asks about? About
+    # 100 dev questions name one, a tenth of them in scope: too few for a 1% rule, so even odds.
+    placed = [q for q in bank if reader.names_unlisted_place(q)]
+    head = _fit_head(reader.inputs([q.question for q in placed]), [q.oos == "place" for q in placed])
+    heads["place"] = intent_model.Head(head.coef_[0], float(head.intercept_[0]), 0.5)
+    dev_placed = [q for q in dev if reader.names_unlisted_place(q)]
+    if dev_placed:
+        asked = head.predict_proba(reader.inputs([q.question for q in dev_placed]))[:, 1] >= 0.5
+        recalls["dev_place_accuracy"] = float(np.mean(asked == np.array([q.oos == "place" for q in dev_placed])))
     version = f"intent-{datetime.now(UTC):%Y%m%d}-{len(texts)}"
     model = intent_model.IntentModel(intent.coef_[order], intent.intercept_[order], heads, version)
     catalog = assistant.retriever.catalog
