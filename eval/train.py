@@ -284,7 +284,8 @@ class _Reader:
         return bool(self.read(question.question).unknown_places)
 
 
-def _fit_head(inputs: sparse.csr_matrix, labels: Sequence[bool]) -> LogisticRegression:
+def _balanced_fit(inputs: sparse.csr_matrix, labels: Sequence) -> LogisticRegression:
+    """The intent model and its heads: classes weighted by how rare they are."""
     return LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(inputs, labels)
 
 
@@ -295,7 +296,7 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
     labels = [INTENT_OF_KIND.get(q.kind, "single") for q in bank] + [r["intent"] for r in read_jsonl(INTENTS_FILE)]
     # Balanced: the bank is mostly single-item questions (3,000 of 3,900 rows); unweighted, the
     # model read "半截沟镇第30项" as one of them once the bank grew.
-    intent = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(reader.inputs(texts), labels)
+    intent = _balanced_fit(reader.inputs(texts), labels)
     order = [list(intent.classes_).index(label) for label in intent_model.LABELS]
     dev = load_questions(split="dev")
     dev_inputs = reader.inputs([q.question for q in dev])
@@ -309,7 +310,7 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
     }
     heads, recalls = {}, {}
     for name, (head_texts, head_labels) in examples.items():
-        head = _fit_head(reader.inputs(head_texts), head_labels)
+        head = _balanced_fit(reader.inputs(head_texts), head_labels)
         scores = head.predict_proba(dev_inputs)[:, 1]
         in_scope = np.sort([p for p, q in zip(scores, dev) if q.in_scope])
         # the lowest threshold that takes at most 1% of the in-scope dev questions for this head
@@ -325,7 +326,7 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
     # Read only when a question names a place with no list: is that place what it asks about? About
     # 100 dev questions name one, a tenth of them in scope: too few for a 1% rule, so even odds.
     placed = [q for q in bank if reader.names_unlisted_place(q)]
-    head = _fit_head(reader.inputs([q.question for q in placed]), [q.oos == "place" for q in placed])
+    head = _balanced_fit(reader.inputs([q.question for q in placed]), [q.oos == "place" for q in placed])
     heads["place"] = intent_model.Head(head.coef_[0], float(head.intercept_[0]), 0.5)
     dev_placed = [q for q in dev if reader.names_unlisted_place(q)]
     if dev_placed:
@@ -350,7 +351,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def remember_queries(assistant: Assistant) -> None:
     """Embed the bank's train and dev questions once, so that the classifier's examples and the
-    relevance candidates embed nothing (train time 314 s -> ~150 s). Their vectors ship beside the
+    relevance candidates embed nothing. Their vectors ship beside the
     bank (`BANK_VECTORS`), as the situation questions' do: on a fresh machine, embedding ~8,700
     questions took 230 s of a 470 s training."""
     retriever = assistant.retriever

@@ -121,7 +121,8 @@ class LocalStore:
         collection = self._client(generation).get_or_create_collection(
             COLLECTION, configuration={"hnsw": HNSW}, embedding_function=self.embedding_function
         )
-        collection.modify(configuration={"hnsw": {"ef_search": HNSW_EF_SEARCH}})  # a copy keeps its own
+        if copy_from is not None:  # the copied collection keeps the configuration it was made with
+            collection.modify(configuration={"hnsw": {"ef_search": HNSW_EF_SEARCH}})
         return folder, collection
 
     def publish(self, generation: str) -> None:
