@@ -55,6 +55,11 @@ MAX_FALSE_ABSTENTION = 0.01
 """Chosen on dev: at 1% (threshold 0.91) dev single-item hit 0.952, out of scope declined 0.931,
 false abstention 0.007; at 2% (0.97) 0.942 / 0.948 / 0.021. Places, figures and services are
 declined by their own detectors, so the gate costs little out-of-scope recall when lowered."""
+MAX_THRESHOLD = 0.98
+"""The 1% rule asks for a threshold above 0.99 (99% of in-scope questions score above it), where a
+refit moves questions across it: at 0.99 a refit on round t raised dev false abstention 0.014 ->
+0.017. Chosen on dev, at 0.98: single-item 0.969, out of scope declined 0.919, false abstention
+0.014 (at 0.99: 0.965 / 0.921 / 0.017)."""
 BANK_VECTORS = Path(__file__).parent / "questions.vectors.npz"  # the bank's query vectors, refreshed by train
 
 
@@ -132,7 +137,7 @@ def choose_threshold(
     best_out = np.array([model.probability(c.features).max() for c in questions if not c.question.in_scope])
     allowed = int(np.floor(max_false_abstention * len(best_in)))
     threshold = float(np.sort(best_in)[allowed]) - 1e-6 if len(best_in) else 0.5
-    threshold = min(max(threshold, 0.01), 0.99)
+    threshold = min(max(threshold, 0.01), MAX_THRESHOLD)
     figures = {
         "in_scope": int(len(best_in)),
         "out_of_scope": int(len(best_out)),

@@ -177,6 +177,33 @@ def test_spoken_comparisons_are_comparisons_of_the_topic():
     assert query.cues["both_towns"] == 1.0 and query.compare_mode == "diff"  # not "only": 越来越多了
 
 
+@pytest.mark.parametrize(
+    ("question", "mode"),
+    [
+        ("妇联组织建设，两个镇有没有差别？", "diff"),  # 有没有 asks, it does not say one side lacks
+        ("党管人才，这两个镇有啥区别没有？", "diff"),
+        ("二工和半截沟在湿地保护上没有不同吧", "diff"),
+        ("二工镇有而半截沟镇没有的收回事项", "only"),
+        ("半截沟镇有哪些事项是二工镇没有的？", "only"),
+    ],
+)
+def test_a_yes_no_comparison_is_not_a_question_about_what_one_side_lacks(assistant, question, mode):
+    query = understand(question, assistant.retriever.catalog, learned=False)
+    assert query.intent is Intent.COMPARE and query.compare_mode == mode
+
+
+def test_a_yes_no_comparison_of_a_topic_cites_both_townships_items(assistant):
+    result = assistant.retrieve("妇联组织建设，两个镇有没有差别？")
+    assert {item.town for item in result.cited} == {"二工镇", "半截沟镇"} and result.pairs
+    assert all("妇" in pair.left.title and "妇" in pair.right.title for pair in result.pairs)
+
+
+def test_a_compared_figure_is_declined_like_a_single_one(assistant):
+    answer = assistant.ask("二工镇和半截沟镇的低保标准每人每月各是多少钱，哪个镇高？")
+    assert answer.abstained and not answer.citations and answer.retrieval.scope == "figure"
+    assert answer.related and "救助" in answer.related[0].title
+
+
 def test_relevance_orders_candidates_by_probability(assistant):
     hits = assistant.retrieve("有人在自家院里杀羊卖肉，镇上管不管？").hits
     probabilities = [h.relevance for h in hits]

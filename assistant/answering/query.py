@@ -93,7 +93,9 @@ INTENT_CUES: tuple[tuple[Intent, re.Pattern], ...] = (
 # What one township has and the other lacks (越来越多了 is no 多了); any difference asked for;
 # with 都有/共同, a comparison at all.
 _ONE_SIDED = r"独有|特有|多出|(?<!越)少了|(?<!越)多了"
-ONLY_CUES = re.compile(r"没有|" + _ONE_SIDED)
+# 没有 says one side lacks something ("二工有而半截沟没有的"), except as the yes/no form of a
+# question ("有没有区别", "有啥区别没有？") or with a word of sameness ("没有不同").
+ONLY_CUES = re.compile(r"(?<!有)没有(?![什啥]?(?:区别|差别|差异|不同|不一样|两样)|\s*(?:[？?。!！]|$))|" + _ONE_SIDED)
 CONTRAST_CUES = re.compile(r"不同|区别|差异|差别|一样|相同|比较|对比|对照|没有的|" + _ONE_SIDED)
 COMPARE_CUES = re.compile(CONTRAST_CUES.pattern + r"|都有|共同")
 # Words that frame a set question without narrowing it: removed before looking for a topic.
@@ -296,8 +298,10 @@ def understand(
         if decided is Intent.LOOKUP and number is None or decided is Intent.COMPARE and not compare_mode:
             decided = Intent.SINGLE  # a lookup needs a real 第N项; a comparison needs two townships
         intent = decided
-        asks_figure = intent is Intent.SINGLE and prediction.figure
-        elsewhere = intent is Intent.SINGLE and prediction.service and not asks_figure
+        # "两镇的低保标准各是多少" asks for a figure as "低保标准是多少" does: compared, it is still none of theirs
+        about_one_duty = intent in (Intent.SINGLE, Intent.COMPARE)
+        asks_figure = about_one_duty and prediction.figure
+        elsewhere = about_one_duty and prediction.service and not asks_figure
     if intent is Intent.COMPARE and departments and not CONTRAST_CUES.search(text):
         intent = Intent.ENUMERATE  # "两个镇涉及教育局的事项都有啥": one department's items in both
     if intent is not Intent.COMPARE:
