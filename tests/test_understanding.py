@@ -192,6 +192,21 @@ def test_a_yes_no_comparison_is_not_a_question_about_what_one_side_lacks(assista
     assert query.intent is Intent.COMPARE and query.compare_mode == mode
 
 
+def test_the_townships_own_part_set_against_the_part_it_assists_filters_no_list(assistant):
+    catalog = assistant.retriever.catalog
+    across = understand("人大这块，二工镇和半截沟镇哪些自己办、哪些配合县人大？", catalog)
+    assert across.intent is Intent.COMPARE and not across.lists
+    result = assistant.retrieve("人大这块，二工镇和半截沟镇哪些自己办、哪些配合县人大？")
+    assert {item.list for item in result.cited} == {ListKind.BASIC, ListKind.COORDINATED}
+    assert understand("二工镇配合县水利局的事项有哪些", catalog).lists == (ListKind.COORDINATED,)
+
+
+def test_a_set_questions_topic_keeps_whole_words(assistant):
+    query = understand("县司法局想了解：两镇的公共法律服务和司法所建设有什么不同", assistant.retriever.catalog)
+    assert "公共法律服务" in query.topic and "司法所建设" in query.topic
+    assert "不同" not in query.topic and "两镇" not in query.topic
+
+
 def test_a_yes_no_comparison_of_a_topic_cites_both_townships_items(assistant):
     result = assistant.retrieve("妇联组织建设，两个镇有没有差别？")
     assert {item.town for item in result.cited} == {"二工镇", "半截沟镇"} and result.pairs

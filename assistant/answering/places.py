@@ -61,7 +61,7 @@ HOME_PROVINCE_MIN = 2  # short forms this long are kept in the provinces of the 
 OTHER_MIN = 3  # elsewhere a two-character county short form is too often an ordinary word
 
 
-def _segment(text: str) -> list[str]:
+def segment(text: str) -> list[str]:
     """Words (jieba, loaded on first need: it takes ~1.5 s, and most questions name no place)."""
     import jieba
 
@@ -200,7 +200,7 @@ def _longest(known: frozenset[str]) -> int:
 def _word_bounds(text: str) -> tuple[set[int], set[int]]:
     """Offsets where the question's words start, and where they end."""
     starts, ends, offset = set(), set(), 0
-    for word in _segment(text):
+    for word in segment(text):
         starts.add(offset)
         offset += len(word)
         ends.add(offset)

@@ -17,7 +17,7 @@ from enum import Enum
 from assistant.answering import intent as intent_model
 from assistant.answering.departments import department_key, surface_forms
 from assistant.answering.pinyin import PinyinLexicon
-from assistant.answering.places import asked_places
+from assistant.answering.places import asked_places, segment
 from assistant.index.records import keyword_text
 from assistant.items import DutyItem, ListKind
 
@@ -77,6 +77,9 @@ LIST_VERBS: tuple[tuple[str, ListKind], ...] = (
     ("协助", ListKind.COORDINATED),
 )
 LIST_WORDS = LIST_NAMES + LIST_VERBS
+# "镇里自己干还是配合县里", "哪些自己办、哪些配合县人大": the township's own part set against the
+# part it assists asks across the lists; there a list verb or a department filters nothing.
+ACROSS_LISTS = re.compile(r"自己|自主|还是(?:要)?(?:配合|协助)|(?:配合|协助)[^，。？?；;]{0,12}还是")
 
 # (intent, cue pattern): the first matching row wins, after 第N项 (LOOKUP) and comparison.
 # Cues are specific on purpose: "电话是多少" is no count, "镇上要管哪些" no enumeration.
@@ -268,6 +271,9 @@ def understand(
             if (word, kind) in LIST_NAMES:
                 named.add(kind)
             rest = re.sub(word, " ", rest)
+    across = bool(ACROSS_LISTS.search(text))
+    if across:
+        lists = [kind for kind in lists if kind in named]
     number = None
     match = _NUMBER.search(rest) or (_NTH_OF_LIST.search(rest) if named else None)
     if match:
@@ -302,11 +308,13 @@ def understand(
         about_one_duty = intent in (Intent.SINGLE, Intent.COMPARE)
         asks_figure = about_one_duty and prediction.figure
         elsewhere = about_one_duty and prediction.service and not asks_figure
-    if intent is Intent.COMPARE and departments and not CONTRAST_CUES.search(text):
+    if intent is Intent.COMPARE and departments and not CONTRAST_CUES.search(text) and not across:
         intent = Intent.ENUMERATE  # "两个镇涉及教育局的事项都有啥": one department's items in both
     if intent is not Intent.COMPARE:
         compare_mode = ""
-    topic = re.sub(r"\s+", " ", FRAME_WORDS.sub(" ", _QUESTION_MARKS.sub(" ", rest))).strip()
+    topic = _topic(_QUESTION_MARKS.sub(" ", rest)) if intent in (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE) else ""
+    if across and intent is Intent.COMPARE:  # the department is what is compared, not a filter
+        topic = " ".join([*departments, topic]).strip()
     if intent is Intent.SINGLE and scaffolding and not (asks_figure or elsewhere):
         intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
     if intent is Intent.SINGLE:
@@ -331,6 +339,13 @@ def understand(
         unknown_places=unknown,
         unlisted_place=unlisted_place,
     )
+
+
+def _topic(rest: str) -> str:
+    """What a set question is about: its words, less those made only of frame words. Word by word,
+    so that a frame character inside a word stays (公共法律服务 kept 公 法律服务 when cut by character)."""
+    kept = (w if FRAME_WORDS.sub("", w) else " " for w in segment(rest))
+    return re.sub(r"\s+", " ", "".join(kept)).strip()
 
 
 def masked(text: str, catalog: Catalog, unknown: Sequence[str] = ()) -> str:
