@@ -201,6 +201,14 @@ def test_the_townships_own_part_set_against_the_part_it_assists_filters_no_list(
     assert understand("二工镇配合县水利局的事项有哪些", catalog).lists == (ListKind.COORDINATED,)
 
 
+def test_a_department_is_a_comparisons_filter_only_when_nothing_else_is_compared(assistant):
+    catalog = assistant.retriever.catalog
+    subject = understand("工会这摊子事，维护职工权益、推荐劳模，两个镇各负责到什么程度？", catalog)
+    assert subject.intent is Intent.COMPARE and not subject.departments and "工会" in subject.topic
+    whole = understand("两个镇跟县委宣传部沾边的配合事项都有啥？", catalog)
+    assert whole.intent is Intent.ENUMERATE and whole.departments
+
+
 def test_a_set_questions_topic_keeps_whole_words(assistant):
     query = understand("县司法局想了解：两镇的公共法律服务和司法所建设有什么不同", assistant.retriever.catalog)
     assert "公共法律服务" in query.topic and "司法所建设" in query.topic

@@ -18,6 +18,7 @@ from assistant.answering import intent as intent_model
 from assistant.answering.departments import department_key, surface_forms
 from assistant.answering.pinyin import PinyinLexicon
 from assistant.answering.places import asked_places, segment
+from assistant.index.keywords import key_terms
 from assistant.index.records import keyword_text
 from assistant.items import DutyItem, ListKind
 
@@ -308,13 +309,17 @@ def understand(
         about_one_duty = intent in (Intent.SINGLE, Intent.COMPARE)
         asks_figure = about_one_duty and prediction.figure
         elsewhere = about_one_duty and prediction.service and not asks_figure
-    if intent is Intent.COMPARE and departments and not CONTRAST_CUES.search(text) and not across:
-        intent = Intent.ENUMERATE  # "两个镇涉及教育局的事项都有啥": one department's items in both
+    topic = _topic(_QUESTION_MARKS.sub(" ", rest)) if intent in (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE) else ""
+    if intent is Intent.COMPARE and departments and not CONTRAST_CUES.search(text):
+        if across or any(term in catalog.mentioned for term in key_terms(topic)):
+            # "工会这摊子事…两个镇各负责到什么程度", "镇里自己干还是配合县委组织部": with a subject the
+            # lists name, or the township's own part (which names no department), the department is
+            # part of what is compared, not a filter
+            topic, departments = " ".join([*departments, topic]), []
+        else:
+            intent = Intent.ENUMERATE  # "两个镇涉及教育局的事项都有啥": one department's items in both
     if intent is not Intent.COMPARE:
         compare_mode = ""
-    topic = _topic(_QUESTION_MARKS.sub(" ", rest)) if intent in (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE) else ""
-    if across and intent is Intent.COMPARE:  # the department is what is compared, not a filter
-        topic = " ".join([*departments, topic]).strip()
     if intent is Intent.SINGLE and scaffolding and not (asks_figure or elsewhere):
         intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
     if intent is Intent.SINGLE:

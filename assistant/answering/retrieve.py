@@ -24,7 +24,7 @@ import numpy as np
 from assistant.answering.classifier import DutyClassifier
 from assistant.answering.classifier import load_model as load_classifier
 from assistant.answering.glossary import expand
-from assistant.answering.query import ACROSS_LISTS, Catalog, Intent, Query, clean_question, masked, understand
+from assistant.answering.query import Catalog, Intent, Query, clean_question, masked, understand
 from assistant.answering.relevance import FEATURES, load_model
 from assistant.index import KnowledgeBase, keyword_text
 from assistant.index.keywords import key_terms
@@ -449,8 +449,7 @@ class Retriever:
         left, right = towns[:2]
         result.compared = (left, right)
         lacking = _lacking_town(query.text, (left, right))
-        departments = () if ACROSS_LISTS.search(query.text) else query.departments
-        mask = self._mask(replace(query, towns=(left, right), departments=departments), structured=True)
+        mask = self._mask(replace(query, towns=(left, right)), structured=True)
         topical = _has_topic(query.topic)
         if topical:
             mask &= self._about(query, mask, (left, right))
