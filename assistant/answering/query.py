@@ -309,7 +309,10 @@ def understand(
         about_one_duty = intent in (Intent.SINGLE, Intent.COMPARE)
         asks_figure = about_one_duty and prediction.figure
         elsewhere = about_one_duty and prediction.service and not asks_figure
-    topic = _topic(_QUESTION_MARKS.sub(" ", rest)) if intent in (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE) else ""
+    if intent is Intent.SINGLE and scaffolding and not (asks_figure or elsewhere):
+        intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
+    sets = (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE)
+    topic = _topic(_QUESTION_MARKS.sub(" ", rest)) if intent in sets else re.sub(r"\s+", " ", rest).strip()
     if intent is Intent.COMPARE and departments and not CONTRAST_CUES.search(text):
         if across or any(term in catalog.mentioned for term in key_terms(topic)):
             # "工会这摊子事…两个镇各负责到什么程度", "镇里自己干还是配合县委组织部": with a subject the
@@ -320,8 +323,6 @@ def understand(
             intent = Intent.ENUMERATE  # "两个镇涉及教育局的事项都有啥": one department's items in both
     if intent is not Intent.COMPARE:
         compare_mode = ""
-    if intent is Intent.SINGLE and scaffolding and not (asks_figure or elsewhere):
-        intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
     if intent is Intent.SINGLE:
         lists = [kind for kind in lists if kind in named]
     return Query(
@@ -333,9 +334,7 @@ def understand(
         categories=tuple(categories),
         departments=tuple(departments),
         number=number,
-        topic=topic
-        if intent in (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE)
-        else re.sub(r"\s+", " ", rest).strip(),
+        topic=topic,
         search_text=search_text,
         compare_mode=compare_mode,
         asks_figure=asks_figure,
@@ -348,7 +347,7 @@ def understand(
 
 def _topic(rest: str) -> str:
     """What a set question is about: its words, less those made only of frame words. Word by word,
-    so that a frame character inside a word stays (公共法律服务 kept 公 法律服务 when cut by character)."""
+    so that a frame character inside a word stays (cut by character, 公共法律服务 became 公 法律服务)."""
     kept = (w if FRAME_WORDS.sub("", w) else " " for w in segment(rest))
     return re.sub(r"\s+", " ", "".join(kept)).strip()
 

@@ -154,7 +154,7 @@ class Retriever:
             Intent.COUNT: self.enumerate,
             Intent.COMPARE: self.compare,
         }.get(query.intent, self.single)
-        if query.asks_figure or query.elsewhere:  # declined with the responsible items as related, compared or not
+        if query.asks_figure or query.elsewhere:  # declined, compared or not: the responsible items are related
             handler = self.single
         result = handler(query)
         result.seconds = time.perf_counter() - started
