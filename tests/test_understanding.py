@@ -209,6 +209,30 @@ def test_a_department_is_a_comparisons_filter_only_when_nothing_else_is_compared
     assert whole.intent is Intent.ENUMERATE and whole.departments
 
 
+def test_a_compared_subject_is_compared_whole_whatever_list_or_department_is_named(assistant):
+    catalog = assistant.retriever.catalog
+    subject = understand("两个镇的河长制和河道管理有什么不同？处罚是不是收回县水利局了？", catalog)
+    assert subject.intent is Intent.COMPARE and not subject.lists and not subject.departments
+    assert "河道" in subject.topic and "水利局" in subject.topic
+    named = understand("两个镇的河道管理，收回事项里有什么不同？", catalog)
+    assert named.lists == (ListKind.WITHDRAWN,)
+    whole_set = understand("县水利局收回的那些事项，两个镇是不是一样？请对比。", catalog)
+    assert whole_set.intent is Intent.COMPARE and whole_set.lists == (ListKind.WITHDRAWN,) and whole_set.departments
+
+
+def test_a_comparison_with_no_subject_left_compares_the_whole_filtered_set(assistant, items):
+    """What is left beside the filters is the asker's own wording ("请对比", "是不是完全"): no
+    word of it is in the lists or their situation questions, so it narrows nothing."""
+    catalog = assistant.retriever.catalog
+    expected = {
+        i.id
+        for i in items
+        if i.list is ListKind.WITHDRAWN and "民政局" in {catalog.department_key(d) for d in i.involved_departments}
+    }
+    result = assistant.retrieve("县民政局收回的那些事项，两个镇是不是完全一样？请对比。")
+    assert result.compared and {i.id for i in result.cited} == expected and len(expected) > 4
+
+
 def test_a_set_questions_topic_keeps_whole_words(assistant):
     query = understand("县司法局想了解：两镇的公共法律服务和司法所建设有什么不同", assistant.retriever.catalog)
     assert "公共法律服务" in query.topic and "司法所建设" in query.topic

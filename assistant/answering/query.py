@@ -313,13 +313,14 @@ def understand(
         intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
     sets = (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE)
     topic = _topic(_QUESTION_MARKS.sub(" ", rest)) if intent in sets else re.sub(r"\s+", " ", rest).strip()
-    if intent is Intent.COMPARE and departments and not CONTRAST_CUES.search(text):
+    if intent is Intent.COMPARE:
         if across or any(term in catalog.mentioned for term in key_terms(topic)):
-            # "工会这摊子事…两个镇各负责到什么程度", "镇里自己干还是配合县委组织部": with a subject the
-            # lists name, or the township's own part (which names no department), the department is
-            # part of what is compared, not a filter
+            # A subject the lists name ("党代表的推选和联络…是不是得配合县里", "工会这块…对比下"), or the
+            # township's own part set against the assisted one, is compared whole: a list verb or a
+            # department says which part, it filters nothing
+            lists = [kind for kind in lists if kind in named]
             topic, departments = " ".join([*departments, topic]), []
-        else:
+        elif departments and not CONTRAST_CUES.search(text):
             intent = Intent.ENUMERATE  # "两个镇涉及教育局的事项都有啥": one department's items in both
     if intent is not Intent.COMPARE:
         compare_mode = ""

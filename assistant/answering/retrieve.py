@@ -385,13 +385,16 @@ class Retriever:
             result.note = result.note or "没有符合条件的事项"
         return result
 
-    def _listed_terms(self, topic: str) -> list[str]:
+    def _listed_terms(self, topic: str, *, situations: bool = False) -> list[str]:
         """The topic's terms that the lists use at all. What is left of a set question after its
         filters ("跟水利局沾边的事儿都有啥", "县里要统计…帮忙列个单子") is mostly the asker's own
         wording; a term no item contains cannot name a subject of the lists, and as a filter
-        it emptied the set."""
-        vocabulary = self.kb.keywords.bm25.vocab_dict
-        return [term for term in key_terms(topic) if term in vocabulary]
+        it emptied the set. `situations`: the situation questions' words count too (a comparison
+        searches them: "娃不去上学" names a subject no item words that way)."""
+        vocabularies = [self.kb.keywords.bm25.vocab_dict]
+        if situations and self.situations.keywords is not None:
+            vocabularies.append(self.situations.keywords.bm25.vocab_dict)
+        return [term for term in key_terms(topic) if any(term in v for v in vocabularies)]
 
     def _topic_hits(self, terms: list[str], within: np.ndarray) -> list[Hit]:
         """Recall-oriented keyword match: items within the mask containing enough of the topic's terms."""
@@ -450,7 +453,7 @@ class Retriever:
         result.compared = (left, right)
         lacking = _lacking_town(query.text, (left, right))
         mask = self._mask(replace(query, towns=(left, right)), structured=True)
-        topical = _has_topic(query.topic)
+        topical = bool(self._listed_terms(query.topic, situations=True))
         if topical:
             mask &= self._about(query, mask, (left, right))
         pairs, only = align(
@@ -483,10 +486,6 @@ class Retriever:
 def _log_odds(probability: float) -> float:
     probability = min(max(probability, 1e-9), 1 - 1e-9)
     return float(np.log(probability / (1 - probability)))
-
-
-def _has_topic(topic: str) -> bool:
-    return bool(key_terms(topic))
 
 
 def _lacking_town(text: str, towns: tuple[str, str]) -> str | None:
