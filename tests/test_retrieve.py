@@ -170,6 +170,13 @@ def test_a_duty_one_township_lacks_is_not_paired_with_a_similar_title(assistant)
     assert not result.pairs and all(i.town == "二工镇" for i in result.cited)
 
 
+def test_where_one_township_lacks_the_duty_the_other_ones_neighbours_are_not_compared(assistant):
+    # Only 半截沟镇 lists the penalty for defacing street lights; 二工镇's best match is a road
+    # penalty, far below it, and is no part of the topic.
+    result = assistant.retrieve("两个镇对在路灯杆上乱涂乱画的处罚一样吗")
+    assert [i.town for i in result.cited] == ["半截沟镇"] and "照明设施" in result.cited[0].title
+
+
 def test_a_comparison_where_one_side_has_nothing_lists_the_other_side(assistant):
     from assistant.answering.retrieve import align
 

@@ -407,17 +407,19 @@ class Retriever:
         return hits
 
     def _about(self, query: Query, within: np.ndarray, towns: tuple[str, str]) -> np.ndarray:
-        """Items of a comparison's topic: in each township, the candidates the relevance model
-        finds relevant to the topic and close to that township's best (the same duty is worded
-        differently in each list), then the aligned counterpart of each in the other township."""
+        """Items of a comparison's topic: the candidates the relevance model finds relevant to the
+        topic and close to the best in either township, then the aligned counterpart of each in the
+        other township (the same duty is worded differently in each list). A cut-off per township
+        took a loosely related item where one township lacks the duty (train+dev comparisons exact
+        416 -> 423 of 561)."""
         topic = replace(query, intent=Intent.SINGLE, text=query.topic, search_text=query.topic, towns=towns)
         floor = self.settings.topic_relevance
         hits = [h for h in self.search(topic) if h.relevance >= floor and within[self.position[h.item.id]]]
         chosen = np.zeros(len(self.items), dtype=bool)
-        for town in towns:
-            ranked = [h for h in hits if h.item.town == town]
-            for hit in ranked:
-                if hit.relevance >= self.settings.topic_cutoff * ranked[0].relevance:
+        if hits:
+            best = max(h.relevance for h in hits)
+            for hit in hits:
+                if hit.relevance >= self.settings.topic_cutoff * best:
                     chosen[self.position[hit.item.id]] = True
         counterparts = self._counterparts(towns)
         for i in np.flatnonzero(chosen):
