@@ -82,7 +82,10 @@ class Settings(BaseSettings):
         default=0.2, gt=0, lt=1, description="Least relevance for an item to belong to a comparison's topic."
     )
     topic_cutoff: float = Field(
-        default=0.6, gt=0, le=1, description="A topic comparison takes items scoring this share of the best in either township."
+        default=0.6,
+        gt=0,
+        le=1,
+        description="A topic comparison takes items scoring this share of the best in either township.",
     )
     min_overlap: float = Field(
         default=0.5, description="Share of a topic's key terms an item must contain to join a set."
