@@ -185,6 +185,9 @@ def test_spoken_comparisons_are_comparisons_of_the_topic():
         ("二工和半截沟在湿地保护上没有不同吧", "diff"),
         ("二工镇有而半截沟镇没有的收回事项", "only"),
         ("半截沟镇有哪些事项是二工镇没有的？", "only"),
+        ("二工比半截沟多出哪些配合事项？", "only"),
+        ("没有营业执照就开店卖东西，两个镇管法有什么不同？", "diff"),  # the situation lacks, not a township
+        ("老人九十多了领的补贴，两个镇有什么不同？", "diff"),
     ],
 )
 def test_a_yes_no_comparison_is_not_a_question_about_what_one_side_lacks(assistant, question, mode):

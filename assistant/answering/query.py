@@ -370,7 +370,7 @@ def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, st
     """The cue table's verdict, and the comparison mode whenever two townships are compared."""
     mode = ""
     if len(towns) >= 2 or BOTH_TOWNS.search(text):
-        if ONLY_CUES.search(text):
+        if _one_sided(text, towns):
             mode = "only"
         elif re.search(r"都有|共同|(?<!不)相同|(?<!不)一样", text):
             mode = "both"
@@ -384,6 +384,16 @@ def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, st
         if cue.search(text):
             return intent, mode
     return Intent.SINGLE, mode
+
+
+def _one_sided(text: str, towns: list[str]) -> bool:
+    """Whether the question asks what one side has and the other lacks: a one-sided cue said of a
+    township ("半截沟镇没有的", "二工比半截沟多出"), not of the situation ("没有取水许可偷偷抽水",
+    "老人八十多了")."""
+    sides = "|".join([*(re.escape(t.rstrip("镇乡")) for t in towns), "镇", "乡", "方", "边"])
+    return any(
+        re.search(rf"(?:{sides})[^，。？?！!；;,]{{0,4}}$", text[: cue.start()]) for cue in ONLY_CUES.finditer(text)
+    )
 
 
 _QUESTION_MARKS = re.compile(r"[，。？！?!、：:；;,.]|吗|呢|吧|啊|呀|请问|一下|看看|查查|说说|讲讲|告诉我|介绍")
