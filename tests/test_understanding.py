@@ -236,6 +236,22 @@ def test_a_comparison_with_no_subject_left_compares_the_whole_filtered_set(assis
     assert result.compared and {i.id for i in result.cited} == expected and len(expected) > 4
 
 
+def test_asking_whether_two_sets_are_the_same_shows_every_pair_and_what_one_side_has_alone(assistant, items):
+    catalog = assistant.retriever.catalog
+    expected = {
+        i.id
+        for i in items
+        if i.list is ListKind.WITHDRAWN
+        and "人力资源和社会保障局" in {catalog.department_key(d) for d in i.involved_departments}
+    }
+    answer = assistant.ask("两个镇收回到县人社局的事项是不是一样？")
+    result = answer.retrieval
+    assert result.query.compare_mode == "all" and {i.id for i in result.cited} == expected
+    assert result.only and result.pairs and "两镇的对应事项" in answer.text
+    common = assistant.retrieve("两个镇收回到县人社局的事项都有哪些是共同的？")
+    assert not common.only and {i.id for p in common.pairs for i in (p.left, p.right)} < expected
+
+
 def test_a_set_questions_topic_keeps_whole_words(assistant):
     query = understand("县司法局想了解：两镇的公共法律服务和司法所建设有什么不同", assistant.retriever.catalog)
     assert "公共法律服务" in query.topic and "司法所建设" in query.topic

@@ -11,7 +11,7 @@ from datetime import datetime
 from html import escape
 from pathlib import PurePath
 
-from assistant.answering.answer import Answer
+from assistant.answering.answer import Answer, pairs_label
 from assistant.answering.citations import MARKER, marker_id
 from assistant.answering.query import Intent
 from assistant.answering.retrieve import Pair, Retrieval
@@ -140,8 +140,7 @@ def _comparison(retrieval: Retrieval) -> str:
         parts.append(f"<h4>{escape(town)}有而{escape(others)}没有的事项（{len(items)}项）</h4>")
         parts.append(items_table(items) if items else "<p>无。</p>")
     if retrieval.pairs:
-        label = "两镇都有的事项" if retrieval.query.compare_mode == "both" else "两镇都有但内容不同的事项"
-        parts.append(f"<h4>{label}（{len(retrieval.pairs)}对）</h4>{pairs_table(retrieval.pairs)}")
+        parts.append(f"<h4>{pairs_label(retrieval)}（{len(retrieval.pairs)}对）</h4>{pairs_table(retrieval.pairs)}")
     return "".join(parts)
 
 

@@ -169,6 +169,13 @@ def _who(item: DutyItem) -> str:
     return f"（{label}：{'、'.join(departments)}）"
 
 
+def pairs_label(retrieval: Retrieval) -> str:
+    """What a comparison's pairs are: those both have, every pair, or only those that differ."""
+    return {"both": "两镇都有的事项", "all": "两镇的对应事项"}.get(
+        retrieval.query.compare_mode, "两镇都有但内容不同的事项"
+    )
+
+
 def _comparison(retrieval: Retrieval) -> str:
     lines = []
     total = len(retrieval.cited)
@@ -177,10 +184,7 @@ def _comparison(retrieval: Retrieval) -> str:
         lines.append(f"{town}有而{'、'.join(others)}没有的事项共{len(items)}项：")
         lines.extend(f"- {item.citation}{item.title}" for item in items)
     if retrieval.pairs:
-        label = {"both": "两镇都有的事项", "topic": "两镇的对应事项"}.get(
-            retrieval.query.compare_mode, "两镇都有但内容不同的事项"
-        )
-        lines.append(f"{label}共{len(retrieval.pairs)}对：")
+        lines.append(f"{pairs_label(retrieval)}共{len(retrieval.pairs)}对：")
         for pair in retrieval.pairs:
             diff = f"（{'、'.join(pair.differences)}）" if pair.differences else "（内容一致）"
             lines.append(f"- {pair.left.citation}{pair.left.title} ↔ {pair.right.citation}{pair.right.title}{diff}")

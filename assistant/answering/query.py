@@ -43,7 +43,7 @@ class Query:
     number: int | None = None
     topic: str = ""  # the question with every filter word removed: what an item must be about
     search_text: str = ""  # the question without place names, for similarity search
-    compare_mode: str = ""  # for COMPARE: "only" (one side lacks) / "both" / "diff"
+    compare_mode: str = ""  # for COMPARE: "only" (one side lacks) / "both" / "diff" / "all"
     asks_figure: bool = False  # an amount, standard, date or contact: the lists hold none
     elsewhere: bool = False  # a service no township list covers (passports, exams, broadband…)
     cues: dict[str, float] = field(default_factory=dict, compare=False)  # the intent model's inputs
@@ -372,8 +372,10 @@ def _intent(text: str, towns: list[str], number: int | None) -> tuple[Intent, st
     if len(towns) >= 2 or BOTH_TOWNS.search(text):
         if _one_sided(text, towns):
             mode = "only"
-        elif re.search(r"都有|共同|(?<!不)相同|(?<!不)一样", text):
+        elif re.search(r"都有|共同", text):
             mode = "both"
+        elif re.search(r"(?<!不)相同|(?<!不)一样", text):
+            mode = "all"  # "是不是一样": every item, pair by pair, and what one side has alone
         else:
             mode = "diff"
     if number is not None and not re.search(r"多少|几项", text):

@@ -465,15 +465,15 @@ class Retriever:
             towns=(left, right),
         )
         if topical and query.compare_mode in ("diff", "both"):
-            query = replace(query, compare_mode="topic")
+            query = replace(query, compare_mode="all")  # how one subject differs: shown pair by pair
             result.query = query
         if query.compare_mode == "only":
             sides = [t for t in (left, right) if t != lacking] if lacking else [left, right]
             result.only = {t: only[t] for t in sides}
             result.cited = [item for t in sides for item in only[t]]
-        elif query.compare_mode in ("both", "topic"):  # "topic": how one duty differs, shown pair by pair
+        elif query.compare_mode in ("both", "all"):
             result.pairs = pairs
-            result.only = {t: items for t, items in only.items() if items} if query.compare_mode == "topic" else {}
+            result.only = {t: items for t, items in only.items() if items} if query.compare_mode == "all" else {}
             result.cited = [item for items in result.only.values() for item in items]
             result.cited += [item for pair in pairs for item in (pair.left, pair.right)]
         else:
