@@ -91,7 +91,12 @@ def test_department_view_matches_lead_and_receiving_departments(assistant, items
 
 
 @pytest.mark.parametrize(
-    "question", ["二工镇跟县水利局沾边的事儿都有啥", "县水利局让帮忙拉个单子：二工镇涉及他们的事项有哪些"]
+    "question",
+    [
+        "二工镇跟县水利局沾边的事儿都有啥",
+        "县水利局让帮忙拉个单子：二工镇涉及他们的事项有哪些",
+        "帮忙梳理一下二工镇涉及县水利局的事项",  # 梳理 asks for the set; it is no subject of it
+    ],
 )
 def test_the_askers_own_words_do_not_narrow_a_department_set(assistant, items, question):
     catalog = Catalog.from_items(items)
@@ -132,6 +137,12 @@ def test_department_spelling_variants_give_one_set(assistant, items, short):
     ]
     result = assistant.retrieve(f"二工镇要配合{short}的事项有哪些")
     assert ids(result.cited) == expected and len(expected) == 8
+
+
+def test_a_count_asked_as_a_tally_counts_the_whole_list(assistant, items):
+    expected = [i for i in items if i.town == "半截沟镇" and i.list is ListKind.COORDINATED]
+    result = assistant.retrieve("半截沟镇配合履职事项数量统计")
+    assert len(result.cited) == len(expected) > 50
 
 
 def test_withdrawn_to_department(assistant, items):

@@ -398,7 +398,10 @@ def _one_sided(text: str, towns: list[str]) -> bool:
     )
 
 
-_QUESTION_MARKS = re.compile(r"[，。？！?!、：:；;,.]|吗|呢|吧|啊|呀|请问|一下|看看|查查|说说|讲讲|告诉我|介绍")
+_QUESTION_MARKS = re.compile(
+    r"[，。？！?!、：:；;,.]|吗|呢|吧|啊|呀|请问|一下|看看|查查|说说|讲讲|告诉我|介绍"
+    r"|数量统计|帮忙统计|统计一下|梳理|盘点|摸个?底"  # asking for a set to be drawn up, not its subject
+)
 _SCAFFOLDING = re.compile(
     r"[的是有哪些什么吗呢吧啊呀了都和与及个项条件类事项清单内容列出看看查查一下请问我们镇里乡里上县本全部所有给说讲介绍\s，。？！?!、：:；;]"
 )
