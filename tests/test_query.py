@@ -56,6 +56,18 @@ def test_department_mentions_resolve_to_one_key(catalog, mention, key):
 
 
 @pytest.mark.parametrize(
+    ("question", "departments"),
+    [
+        ("森林草原防火期间镇上要做什么？", ()),  # 林草 (林业和草原局) inside 森林草原
+        ("务工信息的统计现在谁来做？", ()),  # 工信 inside 务工信息
+        ("县林草局要镇上报什么？", ("林业和草原局",)),
+    ],
+)
+def test_an_abbreviation_inside_a_word_of_the_lists_names_no_department(catalog, question, departments):
+    assert understand(question, catalog).departments == departments
+
+
+@pytest.mark.parametrize(
     "name, key",
     [
         ("吉木萨尔县委组织部", "县委组织部"),

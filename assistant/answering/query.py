@@ -234,17 +234,26 @@ def _short_prefectures(items: list[DutyItem]) -> set[str]:
     return {re.sub(r"^(.{2}).*自治州$", r"\1州", i.prefecture) for i in items if i.prefecture.endswith("自治州")}
 
 
-def _find(text: str, vocabulary: dict[str, str]) -> tuple[list[str], str]:
-    """Longest-first matches of vocabulary surfaces; returns values in order and the text with them blanked."""
+def _find(text: str, vocabulary: dict[str, str], words: str = "") -> tuple[list[str], str]:
+    """Longest-first matches of vocabulary surfaces; returns values in order and the text with them
+    blanked. A two-character surface inside a longer word of `words` (the lists' own text) is part
+    of that word: 林草 in 森林草原, 工信 in 务工信息."""
     found: list[tuple[int, str]] = []
     for surface in sorted(vocabulary, key=len, reverse=True):
         start = text.find(surface)
         while start != -1:
-            found.append((start, vocabulary[surface]))
-            text = text[:start] + " " * len(surface) + text[start + len(surface) :]
-            start = text.find(surface, start + len(surface))
+            end = start + len(surface)
+            if not (len(surface) <= 2 and words and _inside_word(text, start, end, words)):
+                found.append((start, vocabulary[surface]))
+                text = text[:start] + " " * len(surface) + text[end:]
+            start = text.find(surface, end)
     values = list(dict.fromkeys(v for _, v in sorted(found)))
     return values, text
+
+
+def _inside_word(text: str, start: int, end: int, words: str) -> bool:
+    """Whether text[start:end] is the middle of a four-character word of `words`."""
+    return any(text[i : i + 4] in words for i in range(max(0, start - 2), start) if i + 4 > end)
 
 
 def understand(
@@ -257,7 +266,7 @@ def understand(
         text = catalog.pinyin.restore(text)
     rest = text
     categories, rest = _find(rest, {k: v for k, v in catalog.categories.items() if k.endswith("类")})
-    departments, rest = _find(rest, catalog.departments)
+    departments, rest = _find(rest, catalog.departments, catalog.mentioned)
     towns, rest = _find(rest, catalog.towns)
     counties, rest = _find(rest, catalog.counties)
     search_text = re.sub(r"\s+", " ", _find(text, {**catalog.towns, **catalog.counties})[1]).strip()
