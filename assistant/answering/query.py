@@ -243,7 +243,7 @@ def _find(text: str, vocabulary: dict[str, str], words: str = "") -> tuple[list[
         start = text.find(surface)
         while start != -1:
             end = start + len(surface)
-            if not (len(surface) <= 2 and words and _inside_word(text, start, end, words)):
+            if not (words and _inside_word(text, start, end, words)):
                 found.append((start, vocabulary[surface]))
                 text = text[:start] + " " * len(surface) + text[end:]
             start = text.find(surface, end)
@@ -252,8 +252,8 @@ def _find(text: str, vocabulary: dict[str, str], words: str = "") -> tuple[list[
 
 
 def _inside_word(text: str, start: int, end: int, words: str) -> bool:
-    """Whether text[start:end] is the middle of a four-character word of `words`."""
-    return any(text[i : i + 4] in words for i in range(max(0, start - 2), start) if i + 4 > end)
+    """Whether a two-character text[start:end] is the middle of a four-character word of `words`."""
+    return start > 0 and end - start == 2 and text[start - 1 : end + 1] in words
 
 
 def understand(
@@ -322,18 +322,17 @@ def understand(
         intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
     sets = (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE)
     topic = _topic(_QUESTION_MARKS.sub(" ", rest)) if intent in sets else re.sub(r"\s+", " ", rest).strip()
-    if intent is Intent.COMPARE:
-        if across or any(term in catalog.mentioned for term in key_terms(topic)):
-            # A subject the lists name ("党代表的推选和联络…是不是得配合县里", "工会这块…对比下"), or the
-            # township's own part set against the assisted one, is compared whole: a list verb or a
-            # department says which part, it filters nothing
-            lists = [kind for kind in lists if kind in named]
-            topic, departments = " ".join([*departments, topic]), []
-        elif departments and not CONTRAST_CUES.search(text):
-            intent = Intent.ENUMERATE  # "两个镇涉及教育局的事项都有啥": one department's items in both
+    # A subject the lists name ("党代表的推选和联络…是不是得配合县里", "工会这块…对比下"), or the
+    # township's own part set against the assisted one, is compared whole: a list verb or a
+    # department says which part, it filters nothing
+    whole = intent is Intent.COMPARE and (across or any(term in catalog.mentioned for term in key_terms(topic)))
+    if whole:
+        topic, departments = " ".join([*departments, topic]), []
+    elif intent is Intent.COMPARE and departments and not CONTRAST_CUES.search(text):
+        intent = Intent.ENUMERATE  # "两个镇涉及教育局的事项都有啥": one department's items in both
     if intent is not Intent.COMPARE:
         compare_mode = ""
-    if intent is Intent.SINGLE:
+    if whole or intent is Intent.SINGLE:
         lists = [kind for kind in lists if kind in named]
     return Query(
         text=text,
