@@ -276,6 +276,7 @@ class _Reader:
     model and its heads read the train split three times over."""
 
     def __init__(self, assistant: Assistant):
+        self.assistant = assistant
         self.catalog = assistant.retriever.catalog
         self.read = lru_cache(maxsize=None)(lambda question: understand(question, self.catalog, learned=False))
 
@@ -287,6 +288,15 @@ class _Reader:
 
     def names_unlisted_place(self, question: Question) -> bool:
         return bool(self.read(question.question).unknown_places)
+
+    def vectors(self, questions: Sequence[str]) -> np.ndarray:
+        """The questions' vectors as the retriever embeds them (all remembered: embeds nothing)."""
+        retriever = self.assistant.retriever
+        return self.assistant.kb.embedder.embed_queries([retriever.embedded(self.read(q)) for q in questions])
+
+    def meaning_inputs(self, questions: Sequence[str]) -> sparse.csr_matrix:
+        """`inputs` next to the questions' vectors: what the heads that read meaning read."""
+        return sparse.hstack([self.inputs(questions), sparse.csr_matrix(self.vectors(questions))], format="csr")
 
 
 def _balanced_fit(inputs: sparse.csr_matrix, labels: Sequence) -> LogisticRegression:
@@ -304,7 +314,7 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
     intent = _balanced_fit(reader.inputs(texts), labels)
     order = [list(intent.classes_).index(label) for label in intent_model.LABELS]
     dev = load_questions(split="dev")
-    dev_inputs = reader.inputs([q.question for q in dev])
+    dev_inputs = reader.meaning_inputs([q.question for q in dev])
     figure_rows = read_jsonl(FIGURES_FILE)
     examples = {  # (texts, labels) per head: the train split, plus the figure training set
         "figure": (
@@ -315,7 +325,7 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
     }
     heads, recalls = {}, {}
     for name, (head_texts, head_labels) in examples.items():
-        head = _balanced_fit(reader.inputs(head_texts), head_labels)
+        head = _balanced_fit(reader.meaning_inputs(head_texts), head_labels)
         scores = head.predict_proba(dev_inputs)[:, 1]
         in_scope = np.sort([p for p, q in zip(scores, dev) if q.in_scope])
         # the lowest threshold that takes at most 1% of the in-scope dev questions for this head
@@ -338,7 +348,14 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
         asked = head.predict_proba(reader.inputs([q.question for q in dev_placed]))[:, 1] >= 0.5
         recalls["dev_place_accuracy"] = float(np.mean(asked == np.array([q.oos == "place" for q in dev_placed])))
     version = f"intent-{datetime.now(UTC):%Y%m%d}-{len(texts)}"
-    model = intent_model.IntentModel(intent.coef_[order], intent.intercept_[order], heads, version)
+    model = intent_model.IntentModel(
+        intent.coef_[order],
+        intent.intercept_[order],
+        heads,
+        version,
+        assistant.kb.embedder.name,
+        reader.vectors([r["question"] for r in figure_rows] + [q.question for q in bank]).mean(axis=0),
+    )
     catalog = assistant.retriever.catalog
     predicted = [understand(q.question, catalog, model=model) for q in dev]
     correct = [p.intent.value == INTENT_OF_KIND.get(q.kind, "single") for p, q in zip(predicted, dev)]
@@ -355,16 +372,16 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def remember_queries(assistant: Assistant) -> None:
-    """Embed the bank's train and dev questions once, so that the classifier's examples and the
-    relevance candidates embed nothing. Their vectors ship beside the
-    bank (`BANK_VECTORS`), as the situation questions' do: on a fresh machine, embedding ~8,700
-    questions took 230 s of a 470 s training."""
+    """Embed the bank's train and dev questions and the figure training set once, so that the
+    intent heads, the classifier's examples and the relevance candidates embed nothing. Their
+    vectors ship beside the bank (`BANK_VECTORS`), as the situation questions' do: on a fresh
+    machine, embedding ~8,700 questions took 230 s of a 470 s training. The searched text a
+    question is embedded by does not depend on the learned intent."""
     retriever = assistant.retriever
-    texts = []
-    for question in load_questions(kinds=RELEVANCE_KINDS):
-        if question.split in ("train", "dev"):
-            query = retriever.understand(question.question)
-            texts.append(retriever.embedded(query))
+    questions = [q.question for q in load_questions() if q.split in ("train", "dev")]
+    questions += [r["question"] for r in read_jsonl(FIGURES_FILE)]
+    texts = [retriever.embedded(understand(q, retriever.catalog, learned=False)) for q in questions]
+    texts = list(dict.fromkeys(texts))
     embedder = assistant.kb.embedder
     vectors = cached_vectors(texts, embedder, assistant.settings.vector_cache / "bank", BANK_VECTORS)
     assistant.kb.embedder = CachedEmbedder(embedder, queries=dict(zip(texts, vectors)))
@@ -375,14 +392,14 @@ def main(settings: Settings | None = None) -> None:
     started = time.perf_counter()
     assistant = Assistant.open(settings)
     print(f"situation questions embedded: {ship_vectors(assistant.kb.embedder)}")
+    remember_queries(assistant)
     intent, figures = train_intent(assistant)  # reads questions without the learned intent, embeds none
     intent.save()
     print(intent.version, json.dumps(figures, ensure_ascii=False))
     # What follows learns from questions as the new intent model reads them, each read once (6 ms
-    # each, ~9,000): their vectors, the classifier's examples and the relevance candidates.
+    # each, ~9,000): the classifier's examples and the relevance candidates.
     intent_model.load_model.cache_clear()
     assistant.retriever.understand = lru_cache(maxsize=None)(assistant.retriever.understand)  # type: ignore[method-assign]
-    remember_queries(assistant)
     classifier, held_out, figures = train_classifier(assistant)
     classifier.save()
     assistant.retriever.use_classifier(duty_classifier.load_model())

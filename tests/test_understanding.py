@@ -14,7 +14,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 from assistant.answering.classifier import load_model as load_classifier
 from assistant.answering.classifier import situations_digest
-from assistant.answering.intent import HEADS
+from assistant.answering.intent import HEADS, MEANING_HEADS, Head, Meaning, features
 from assistant.answering.intent import load_model as load_intent_model
 from assistant.answering.ngrams import NGRAMS, char_ngrams
 from assistant.answering.places import asked_places, unknown_places
@@ -101,6 +101,10 @@ def test_the_shipped_models_load_and_fit_the_code(assistant):
     relevance, intent, duties = load_model(), load_intent_model(), load_classifier()
     assert relevance is not None and relevance.features == FEATURES and 0 < relevance.threshold < 1
     assert intent is not None and set(intent.heads) == set(HEADS)
+    assert intent.embedder == assistant.kb.embedder.name and intent.mean_vector is not None
+    text_features = len(intent.heads["place"].weights)
+    for name in MEANING_HEADS:  # the text features, then the question's vector
+        assert len(intent.heads[name].weights) == text_features + assistant.kb.embedder.dimension
     assert duties is not None and duties.situations == situations_digest(), "refit with `duty-assistant train`"
     assert duties.keys == tuple(e.key for e in load_entries()) and duties.embedder == assistant.kb.embedder.name
 
@@ -376,6 +380,46 @@ def test_a_figure_the_lists_do_not_hold_points_to_the_responsible_item(assistant
 def test_a_service_no_list_covers_is_declined(assistant):
     answer = assistant.ask("办护照要去哪里，需要带什么？")
     assert answer.abstained and not answer.citations
+
+
+def test_the_figure_and_service_heads_read_the_meaning_of_single_and_compared_questions_only(assistant):
+    retriever = assistant.retriever
+    read: list[str] = []
+
+    def vector(text: str) -> np.ndarray:
+        read.append(text)
+        return retriever.question_vector(text)
+
+    catalog = replace(retriever.catalog, meaning=Meaning(assistant.kb.embedder.name, vector))
+    understand("二工镇办护照要去哪里？", catalog)
+    assert read == ["办护照要去哪里？"]  # the searched text, as retrieval embeds it
+    understand("二工镇和半截沟镇的低保有什么不同？", catalog)
+    assert len(read) == 2
+    understand("二工镇的收回事项有哪些？", catalog)
+    understand("二工镇有多少项配合事项？", catalog)
+    assert len(read) == 2  # a set question embeds nothing for them
+    other = replace(catalog, meaning=Meaning("another-model", vector))
+    understand("办护照要去哪里？", other)
+    assert len(read) == 2  # nor does an embedder they were not trained with: they read the mean vector
+
+
+def test_a_question_is_embedded_once_though_read_twice(assistant, monkeypatch):
+    embedder = assistant.kb.embedder
+    calls: list[str] = []
+    monkeypatch.setattr(
+        embedder, "embed_query", lambda text: calls.append(text) or type(embedder).embed_query(embedder, text)
+    )
+    assistant.ask("邻居家新来的租户一直没去登记，归谁管？")
+    assert len(calls) == 1
+
+
+def test_a_head_reads_the_vector_after_its_text_features_and_only_if_it_has_weights_for_it():
+    row = features(["办护照"], [{}])
+    width, vector = row.shape[1], np.ones(4)
+    meaning = Head(np.concatenate([np.zeros(width), np.ones(4)]), bias=-1.0, threshold=0.5)
+    assert meaning.asks(row, vector) and not meaning.asks(row, -vector) and not meaning.asks(row)
+    text_only = Head(np.zeros(width), bias=1.0, threshold=0.5)
+    assert text_only.asks(row, -vector) and text_only.asks(row)
 
 
 def test_answers_record_which_models_answered(assistant):

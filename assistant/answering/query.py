@@ -188,6 +188,7 @@ class Catalog:
     places: tuple[str, ...] = ()
     mentioned: str = ""  # the items' titles: place names the lists themselves mention are not unknown
     pinyin: PinyinLexicon | None = None  # pinyin typed for the items' words (dibao → 低保)
+    meaning: intent_model.Meaning | None = None  # the retriever's question vectors, read by the learned heads
 
     @classmethod
     def from_items(cls, items: Iterable[DutyItem]) -> Catalog:
@@ -307,7 +308,8 @@ def understand(
     unlisted_place = bool(unknown) and not (towns or counties)
     model = (model or intent_model.load_model()) if learned else None
     if model is not None:
-        prediction = model.predict(masked(text, catalog, unknown), cues)
+        reading = masked(text, catalog, unknown)
+        prediction = model.predict(reading, cues)
         if unknown and "place" in model.heads:
             unlisted_place = prediction.place
         decided = Intent(prediction.intent)
@@ -315,9 +317,11 @@ def understand(
             decided = Intent.SINGLE  # a lookup needs a real 第N项; a comparison needs two townships
         intent = decided
         # "两镇的低保标准各是多少" asks for a figure as "低保标准是多少" does: compared, it is still none of theirs
-        about_one_duty = intent in (Intent.SINGLE, Intent.COMPARE)
-        asks_figure = about_one_duty and prediction.figure
-        elsewhere = about_one_duty and prediction.service and not asks_figure
+        if intent in (Intent.SINGLE, Intent.COMPARE):
+            meaning = catalog.meaning
+            vector = meaning.vector(search_text or text) if meaning is not None and model.reads(meaning) else None
+            asks_figure, elsewhere = model.asks(reading, cues, vector)
+            elsewhere = elsewhere and not asks_figure
     if intent is Intent.SINGLE and scaffolding and not (asks_figure or elsewhere):
         intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself
     sets = (Intent.ENUMERATE, Intent.COUNT, Intent.COMPARE)

@@ -24,6 +24,7 @@ import numpy as np
 from assistant.answering.classifier import DutyClassifier
 from assistant.answering.classifier import load_model as load_classifier
 from assistant.answering.glossary import expand
+from assistant.answering.intent import Meaning
 from assistant.answering.query import Catalog, Intent, Query, clean_question, masked, understand
 from assistant.answering.relevance import FEATURES, load_model
 from assistant.index import KnowledgeBase, keyword_text
@@ -89,9 +90,11 @@ class Retriever:
         self.settings = settings or kb.settings
         self.items = kb.items
         self.catalog = Catalog.from_items(self.items)
+        self.catalog.meaning = Meaning(self.kb.embedder.name, self.question_vector)
         self.texts = [keyword_text(item) for item in self.items]
         self.position = {item.id: i for i, item in enumerate(self.items)}
         self._aligned: dict[tuple[str, str], dict[int, int]] = {}
+        self._last_vector: tuple[str, np.ndarray] = ("", np.zeros(0))
         self.department_keys = [
             frozenset(self.catalog.department_key(d) for d in item.involved_departments) for item in self.items
         ]
@@ -228,6 +231,16 @@ class Retriever:
         cap bounds a long story's cost."""
         return (query.search_text or query.text)[-self.settings.query_chars :]
 
+    def question_vector(self, searched: str) -> np.ndarray:
+        """The vector of a question's searched text (as `embedded` cuts it), embedded once: the
+        learned heads read it while the question is understood, the search after."""
+        text = searched[-self.settings.query_chars :]
+        last_text, vector = self._last_vector  # one read: another thread may replace it
+        if last_text != text:
+            vector = self.kb.embedder.embed_query(text)
+            self._last_vector = (text, vector)
+        return vector
+
     def candidates(self, query: Query, n: int | None = None) -> list[Hit]:
         """Candidates from the five rankings over the filtered items, with their features."""
         n = n or self.settings.candidates
@@ -236,7 +249,7 @@ class Retriever:
             return []
         text = query.search_text or query.text
         expanded = expand(text)
-        vector = self.kb.embedder.embed_query(self.embedded(query))
+        vector = self.question_vector(query.search_text or query.text)
         dense = dict(self.kb.dense(vector, self._where(query), n))
         sit_dense, sit_keyword = self.situations.best(vector, expanded)
         duty = np.zeros(len(self.items))
