@@ -294,9 +294,11 @@ class _Reader:
         retriever = self.assistant.retriever
         return self.assistant.kb.embedder.embed_queries([retriever.embedded(self.read(q)) for q in questions])
 
-    def meaning_inputs(self, questions: Sequence[str]) -> sparse.csr_matrix:
-        """`inputs` next to the questions' vectors: what the heads that read meaning read."""
-        return sparse.hstack([self.inputs(questions), sparse.csr_matrix(self.vectors(questions))], format="csr")
+    def meaning_inputs(self, questions: Sequence[str], vectors: np.ndarray | None = None) -> sparse.csr_matrix:
+        """`inputs` next to the questions' vectors (default: as the retriever embeds them): what the
+        heads that read meaning read."""
+        vectors = self.vectors(questions) if vectors is None else vectors
+        return sparse.hstack([self.inputs(questions), sparse.csr_matrix(vectors)], format="csr")
 
 
 def _balanced_fit(inputs: sparse.csr_matrix, labels: Sequence) -> LogisticRegression:
@@ -323,9 +325,16 @@ def train_intent(assistant: Assistant) -> tuple[intent_model.IntentModel, dict]:
         ),
         "service": ([q.question for q in bank], [q.kind == "out_of_scope" and q.oos in ("service", "") for q in bank]),
     }
+    # Every duty's situation questions are in scope: beside the train split's, they show the heads
+    # how an answerable "在哪办/镇上能办吗" sounds for duties the split never asks about.
+    situations = [q for entry in load_entries() for q in entry.questions]
+    situation_inputs = reader.meaning_inputs(
+        situations, cached_vectors(situations, assistant.kb.embedder, assistant.settings.vector_cache)
+    )
     heads, recalls = {}, {}
     for name, (head_texts, head_labels) in examples.items():
-        head = _balanced_fit(reader.meaning_inputs(head_texts), head_labels)
+        inputs = sparse.vstack([reader.meaning_inputs(head_texts), situation_inputs], format="csr")
+        head = _balanced_fit(inputs, [*head_labels, *[False] * len(situations)])
         scores = head.predict_proba(dev_inputs)[:, 1]
         in_scope = np.sort([p for p, q in zip(scores, dev) if q.in_scope])
         # the lowest threshold that takes at most 1% of the in-scope dev questions for this head
