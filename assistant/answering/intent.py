@@ -108,8 +108,8 @@ class IntentModel:
     embedder: str = ""  # the embedder whose vectors the meaning-reading heads learned from
     mean_vector: np.ndarray | None = None  # their training questions' mean: read when no vector is at hand
 
-    def predict(self, text: str, cues: dict[str, float]) -> Prediction:
-        row = features([text], [cues])
+    def predict(self, row: sparse.csr_matrix) -> Prediction:
+        """The intent, and the place head's verdict, from the question's `features` row."""
         scores = row @ self.intent_weights.T + self.intent_bias
         place = self.heads.get("place")
         return Prediction(LABELS[int(np.argmax(scores))], bool(place and place.asks(row)))
@@ -118,10 +118,10 @@ class IntentModel:
         """Whether the heads that read meaning can read `meaning`'s vectors (their embedder's)."""
         return meaning is not None and self.mean_vector is not None and meaning.embedder == self.embedder
 
-    def asks(self, text: str, cues: dict[str, float], vector: np.ndarray | None = None) -> tuple[bool, bool]:
-        """Whether the question asks for a figure the lists never hold, and whether it is about a
-        service no township list covers (`vector`: the question's, when `reads` its embedder)."""
-        row = features([text], [cues])
+    def asks(self, row: sparse.csr_matrix, vector: np.ndarray | None = None) -> tuple[bool, bool]:
+        """Whether the question (its `features` row) asks for a figure the lists never hold, and
+        whether it is about a service no township list covers (`vector`: the question's, when
+        `reads` its embedder)."""
         vector = self.mean_vector if vector is None else vector
         figure, service = (self.heads.get(name) for name in MEANING_HEADS)
         return bool(figure and figure.asks(row, vector)), bool(service and service.asks(row, vector))

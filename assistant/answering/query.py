@@ -308,8 +308,8 @@ def understand(
     unlisted_place = bool(unknown) and not (towns or counties)
     model = (model or intent_model.load_model()) if learned else None
     if model is not None:
-        reading = masked(text, catalog, unknown)
-        prediction = model.predict(reading, cues)
+        row = intent_model.features([masked(text, catalog, unknown)], [cues])  # read once, by every head
+        prediction = model.predict(row)
         if unknown and "place" in model.heads:
             unlisted_place = prediction.place
         decided = Intent(prediction.intent)
@@ -323,7 +323,7 @@ def understand(
             # 391 train and dev comparisons' decisions)
             meaning = catalog.meaning if intent is Intent.SINGLE else None
             vector = meaning.vector(search_text or text) if meaning is not None and model.reads(meaning) else None
-            asks_figure, elsewhere = model.asks(reading, cues, vector)
+            asks_figure, elsewhere = model.asks(row, vector)
             elsewhere = elsewhere and not asks_figure
     if intent is Intent.SINGLE and scaffolding and not (asks_figure or elsewhere):
         intent = Intent.ENUMERATE  # "二工镇的收回事项", "收回到民政局的事项" ask for the set itself

@@ -249,7 +249,7 @@ class Retriever:
             return []
         text = query.search_text or query.text
         expanded = expand(text)
-        vector = self.question_vector(query.search_text or query.text)
+        vector = self.question_vector(text)
         dense = dict(self.kb.dense(vector, self._where(query), n))
         sit_dense, sit_keyword = self.situations.best(vector, expanded)
         duty = np.zeros(len(self.items))
