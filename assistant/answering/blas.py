@@ -1,4 +1,5 @@
-"""A process that answers questions runs BLAS on one thread.
+"""A process that answers questions runs BLAS on one thread (training, which multiplies whole
+matrices, keeps its threads).
 
 A question's matrix products are small (one vector against a few thousand rows), so a second
 BLAS thread saves nothing; but OpenBLAS's threads busy-wait after each product, on the cores the

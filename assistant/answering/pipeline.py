@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from assistant.answering.answer import Answer, compose
+from assistant.answering.blas import one_blas_thread
 from assistant.answering.followup import Resolution, Turn, narrow, resolve
 from assistant.answering.intent import load_model as load_intent_model
 from assistant.answering.query import clean_question
@@ -94,6 +95,7 @@ class LanguageModel(Protocol):
 
 class Pipeline:
     def __init__(self, retriever: Retriever, settings: Settings, chain: LanguageModel | None = None):
+        one_blas_thread()  # its idle threads would slow each question's embedding (see blas.py)
         self.retriever = retriever
         self.settings = settings
         self.chain = chain

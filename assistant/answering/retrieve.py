@@ -21,7 +21,6 @@ from functools import cached_property
 
 import numpy as np
 
-from assistant.answering.blas import one_blas_thread
 from assistant.answering.classifier import DutyClassifier
 from assistant.answering.classifier import load_model as load_classifier
 from assistant.answering.glossary import expand
@@ -87,7 +86,6 @@ EMPTY_QUESTION = "问题是空的，请输入要查询的问题。"
 
 class Retriever:
     def __init__(self, kb: KnowledgeBase, settings: Settings | None = None):
-        one_blas_thread()  # its idle threads would slow the query embedding (see blas.py)
         self.kb = kb
         self.settings = settings or kb.settings
         self.items = kb.items
