@@ -1,15 +1,15 @@
-"""A process that answers questions runs BLAS on one thread (training, which multiplies whole
-matrices, keeps its threads).
+"""A process that answers questions runs BLAS on one thread.
 
 A question's matrix products are small (one vector against a few thousand rows), so a second
 BLAS thread saves nothing; but OpenBLAS's threads busy-wait after each product, on the cores the
-embedding engine's OpenMP threads need for the next question. Measured over 800 dev questions
-asked back to back on 2 cores, three runs each: query embedding 52-55 -> 32-38 ms on average,
-answer p50 63-68 -> 42-48 ms, p95 91-96 -> 61-78 ms.
+embedding engine's OpenMP threads need for the next question. Measured on 2 cores with
+`benchmarks/bench_core.py` (3,255 dev questions back to back): answer p50 68 -> 45-47 ms, p95
+92-93 -> 56-58 ms; the query embedding 52-55 -> 32-38 ms on average.
 
-The limit is set once and kept: OpenBLAS 0.3.31 ignores a limit set from a second thread after
-the first thread restored its own, so a per-question limit would not hold in the web app's
-worker threads.
+The limit is set once, when the answer pipeline is built, and kept: OpenBLAS 0.3.31 ignores a
+limit set from a second thread after the first thread restored its own, so a per-question limit
+would not hold in the web app's worker threads. Training, which multiplies whole matrices and
+never builds the pipeline, keeps its threads (338 s with the limit, 293-297 s without).
 """
 
 from __future__ import annotations
