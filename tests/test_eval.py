@@ -306,9 +306,9 @@ def test_reports_are_written_and_readable(dev_run, tmp_path):
 def test_eval_command_writes_reports_compares_and_gates(built_settings, tmp_path, monkeypatch):
     monkeypatch.setenv("DUTY_HOME", str(built_settings.home))
     monkeypatch.setenv("DUTY_REPORTS_DIR", str(tmp_path))
-    sample = [q for q in load_questions(split="dev") if q.kind in ("single", "number", "out_of_scope", "follow_up")][
-        ::4
-    ]
+    dev = load_questions(split="dev")
+    by_kind = [[q for q in dev if q.kind == kind] for kind in ("single", "number", "out_of_scope", "follow_up")]
+    sample = [q for questions in by_kind for q in questions[:: max(1, len(questions) // 25)]]  # ~25 of each kind
     questions = tmp_path / "sample.jsonl"
     questions.write_text("".join(json.dumps(q.to_dict(), ensure_ascii=False) + "\n" for q in sample), encoding="utf-8")
     runner = CliRunner()
