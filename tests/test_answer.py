@@ -32,7 +32,21 @@ def test_long_step_lists_are_shortened_with_a_pointer(assistant):
 def test_abstention_cites_nothing_and_keeps_related_apart(assistant):
     answer = assistant.ask("怎么在网上买火车票？")  # a service no list covers: declined, nearest items apart
     assert answer.abstained and answer.citations == [] and "无法依据清单回答" in answer.text
-    assert answer.to_json()["citations"] == []
+    record = answer.to_json()
+    assert record["citations"] == [] and [r["title"] for r in record["related"]] == [i.title for i in answer.related]
+
+
+def test_related_items_are_written_out_without_citation_markers(assistant):
+    answer = assistant.ask("低保一个月能领多少钱？")  # the text refers to 相关事项
+    assert answer.abstained and answer.related and "相关事项" in answer.text
+    extra = answer.full_text().removeprefix(answer.text)
+    assert all(f"第{item.number}项「{item.title}」" in extra for item in answer.related)
+    assert not MARKER.search(answer.full_text()), "a client sending the text back would cite them"
+
+
+def test_an_answered_question_shows_no_related_items(assistant):
+    answer = assistant.ask("村里有人私自宰羊，镇里该做什么？")
+    assert answer.citations and answer.related == [] and answer.full_text() == answer.text
 
 
 def test_set_answer_cites_every_item_and_states_the_count(assistant):

@@ -24,6 +24,7 @@ from ui.api import create_app
 
 CLI = [sys.executable, "-m", "ui.cli"]
 SLAUGHTER = "二工镇私自宰羊归谁管？"
+FIGURE = "低保一个月能领多少钱？"
 FOLLOWUP = "那半截沟镇呢？"
 ITEM = "二工镇:coordinated:22"
 
@@ -162,6 +163,20 @@ def test_streamed_chat_ends_with_citations_then_done(client, http):
     assert events[-1] == "data: [DONE]" and json.loads(events[-2][6:])["citations"]
 
 
+def test_a_declined_answer_gives_chat_clients_its_related_items(client):
+    """The figure decline says "见相关事项": a chat tool that shows only the text must see them."""
+    messages = [{"role": "user", "content": FIGURE}]
+    response = client.chat.completions.create(model="duty-assistant", messages=messages)
+    text, extra = response.choices[0].message.content, response.model_extra
+    assert extra["abstained"] and extra["citations"] == [] and extra["related"]
+    block = text.split("相关事项（仅供参考，不是回答的依据）：")[1]
+    assert all(f"{r['town']}·" in block and f"第{r['number']}项「{r['title']}」" in block for r in extra["related"])
+    assert "〔" not in text, "written out, the related items must not read as citations"
+    chunks = list(client.chat.completions.create(model="duty-assistant", messages=messages, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == text
+    assert chunks[-1].model_extra["related"] == extra["related"]
+
+
 def test_follow_up_in_a_two_turn_conversation_cites_the_other_township(client):
     first = client.chat.completions.create(model="duty-assistant", messages=[{"role": "user", "content": SLAUGHTER}])
     messages = [
@@ -228,6 +243,9 @@ def test_ask_with_filters_and_history(http):
 def test_out_of_scope_question_abstains(http):
     record = http.post("/v1/ask", json={"question": "明天天气怎么样"}).json()
     assert record["abstained"] and record["citations"] == []
+    figure = http.post("/v1/ask", json={"question": FIGURE}).json()
+    assert figure["abstained"] and figure["citations"] == [] and figure["related"]
+    assert http.post("/v1/ask", json={"question": SLAUGHTER}).json()["related"] == []
 
 
 def test_one_item_in_full(http, items):

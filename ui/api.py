@@ -640,7 +640,7 @@ def create_app(
         return {
             **completion_head(completion, "chat.completion", settings),
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
+                {"index": 0, "message": {"role": "assistant", "content": answer.full_text()}, "finish_reason": "stop"}
             ],
             **extras(answer),
         }
@@ -674,7 +674,7 @@ def completion_head(completion: str, kind: str, settings: Settings) -> dict:
 def extras(answer: Answer) -> dict:
     """Our fields beside OpenAI's: structured citations, so clients that know us can render chips."""
     data = answer.to_json()
-    return {key: data[key] for key in ("citations", "abstained", "generator", "invalid_citations")}
+    return {key: data[key] for key in ("citations", "abstained", "generator", "invalid_citations", "related")}
 
 
 async def sse(service: Service, question: Question, completion: str) -> AsyncIterator[str]:
@@ -694,6 +694,8 @@ async def sse(service: Service, question: Question, completion: str) -> AsyncIte
                 break
             chunk, answer = step
             if answer is not None:
+                if answer.related:  # the declined text refers to them; a plain chat client shows only text
+                    yield event({"content": answer.full_text()[len(answer.text) :]})
                 yield event({}, "stop", **extras(answer))
                 break
             if chunk:

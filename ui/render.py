@@ -11,7 +11,7 @@ from datetime import datetime
 from html import escape
 from pathlib import PurePath
 
-from assistant.answering.answer import Answer, pairs_label
+from assistant.answering.answer import RELATED_TITLE, Answer, pairs_label
 from assistant.answering.citations import MARKER, marker_id
 from assistant.answering.query import Intent
 from assistant.answering.retrieve import Pair, Retrieval
@@ -88,7 +88,7 @@ def answer_html(answer: Answer) -> str:
             parts.append(f'<div class="sources"><span class="sources-label">依据：</span>{chips}</div>')
     for note in answer.notes:
         parts.append(f'<div class="note">注：{escape(note)}</div>')
-    if answer.abstained and answer.related:
+    if answer.related:
         parts.append(related_html(answer.related))
     parts.append(timing_html(answer.timings))
     if answer.retrieval is not None:
@@ -99,10 +99,7 @@ def answer_html(answer: Answer) -> str:
 
 def related_html(items: Sequence[DutyItem]) -> str:
     rows = "".join(f"<li>{chip(item, kind='related')} {escape(item.title)}</li>" for item in items)
-    return (
-        '<div class="related"><div class="related-title">相关事项（仅供参考，不是回答的依据）</div>'
-        f"<ul>{rows}</ul></div>"
-    )
+    return f'<div class="related"><div class="related-title">{RELATED_TITLE}</div><ul>{rows}</ul></div>'
 
 
 def _set_answer(answer: Answer, cited: Mapping[str, DutyItem]) -> str:

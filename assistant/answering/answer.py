@@ -19,6 +19,7 @@ OUT_OF_SCOPE_TEXT = {
     "figure": "{note}，无法依据清单给出这个数字或信息，请向负责部门咨询。负责这项工作的事项见“相关事项”。",
     "service": "{note}，现有履职事项清单中没有相关事项，无法依据清单回答。下面的相近事项仅供参考。",
 }
+RELATED_TITLE = "相关事项（仅供参考，不是回答的依据）"
 ALTERNATIVES_TEXT = "这个问题可能涉及两项不同的事项，请按实际情况对照（第一项可能性更大）："
 STEPS_SHOWN = 4  # per duty column in a short answer; the full item is one click / command away
 
@@ -29,7 +30,7 @@ class Answer:
     text: str
     citations: list[DutyItem] = field(default_factory=list)
     abstained: bool = False
-    related: list[DutyItem] = field(default_factory=list)
+    related: list[DutyItem] = field(default_factory=list)  # shown beside a declined answer, never cited
     retrieval: Retrieval | None = None
     generator: str = "extractive"
     invalid_citations: list[str] = field(default_factory=list)
@@ -49,7 +50,13 @@ class Answer:
             "abstained": self.abstained,
             "generator": self.generator,
             "invalid_citations": self.invalid_citations,
+            "related": [citation_json(item) for item in self.related],
         }
+
+    def full_text(self) -> str:
+        """The text with the related items written out, for clients that show nothing else (a
+        chat tool through the API): a declined answer refers to its 相关事项."""
+        return f"{self.text}\n\n{related_text(self.related)}" if self.related else self.text
 
 
 def citation_json(item: DutyItem) -> dict:
@@ -60,6 +67,13 @@ def citation_json(item: DutyItem) -> dict:
         "number": item.number,
         "title": item.title,
     }
+
+
+def related_text(items: list[DutyItem]) -> str:
+    """Related items as plain lines, without citation brackets: a client that sends the text
+    back as history must not turn them into citations."""
+    lines = [f"- {item.town}·{item.list.short}·第{item.number}项「{item.title}」" for item in items]
+    return "\n".join([f"{RELATED_TITLE}：", *lines])
 
 
 def compose(question: str, retrieval: Retrieval) -> Answer:
@@ -83,7 +97,7 @@ def compose(question: str, retrieval: Retrieval) -> Answer:
         text = "\n\n".join(describe(item) for item in retrieval.cited)
         if retrieval.note:
             text = f"{retrieval.note}：\n\n{text}"
-    return Answer(question, text, citations=list(retrieval.cited), related=retrieval.related, retrieval=retrieval)
+    return Answer(question, text, citations=list(retrieval.cited), retrieval=retrieval)
 
 
 def _alternatives(retrieval: Retrieval) -> str:

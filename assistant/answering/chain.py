@@ -248,7 +248,6 @@ class AnswerChain:
         answer = Answer(
             extractive.question,
             text,
-            related=retrieval.related,
             retrieval=retrieval,
             generator="llm",
             invalid_citations=checked.invalid,
