@@ -6,6 +6,7 @@ import pytest
 
 from assistant.answering.answer import compose
 from assistant.answering.query import Catalog
+from assistant.answering.retrieve import Retriever
 from assistant.items import ListKind
 from embeddings.cached import CachedEmbedder
 
@@ -259,3 +260,10 @@ def test_a_long_question_embeds_only_its_end(assistant):
     finally:
         assistant.kb.embedder = inner
     assert len(story) > len(end) and list(spy.queries) == [end] and result.hits
+
+
+def test_the_first_question_a_retriever_embeds_may_be_empty(assistant):
+    """The one-entry vector cache starts empty, not as the empty question's (a blank first question
+    read a zero-length vector and broke the heads' product)."""
+    retriever = Retriever(assistant.kb)
+    assert retriever.question_vector("").shape == (assistant.kb.embedder.dimension,)

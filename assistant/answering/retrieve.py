@@ -94,7 +94,7 @@ class Retriever:
         self.texts = [keyword_text(item) for item in self.items]
         self.position = {item.id: i for i, item in enumerate(self.items)}
         self._aligned: dict[tuple[str, str], dict[int, int]] = {}
-        self._last_vector: tuple[str, np.ndarray] = ("", np.zeros(0))
+        self._last_vector: tuple[str | None, np.ndarray] = (None, np.zeros(0))  # none embedded yet
         self.department_keys = [
             frozenset(self.catalog.department_key(d) for d in item.involved_departments) for item in self.items
         ]
