@@ -77,7 +77,7 @@ def answer_html(answer: Answer) -> str:
     """The complete rendering of a finished answer."""
     cited = {item.id: item for item in answer.citations}
     parts = []
-    if answer.abstained:
+    if answer.abstained and not (answer.retrieval and answer.retrieval.refusal):  # a refusal says why itself
         parts.append(f'<div class="abstain-banner">{ABSTAIN_BANNER}</div>')
     if is_set_answer(answer):
         parts.append(_set_answer(answer, cited))

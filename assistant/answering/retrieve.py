@@ -21,6 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
+from assistant.answering import pleasantries
 from assistant.answering.classifier import DutyClassifier
 from assistant.answering.classifier import load_model as load_classifier
 from assistant.answering.glossary import expand
@@ -138,6 +139,8 @@ class Retriever:
         question = clean_question(question)
         if not question:
             return Retrieval(Query(text=""), abstained=True, refusal=EMPTY_QUESTION)
+        if pleasantry := pleasantries.reply(question, self.kb.towns):
+            return Retrieval(Query(text=question), abstained=True, refusal=pleasantry)
         if len(question) > self.settings.max_question_chars:
             limit = self.settings.max_question_chars
             refusal = f"问题过长（{len(question)}字），请精简到{limit}字以内再问。"
