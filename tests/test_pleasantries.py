@@ -10,7 +10,9 @@ from ui.render import ABSTAIN_BANNER, answer_html
 TOWNS = ("甲镇", "乙镇")
 
 
-@pytest.mark.parametrize("message", ["你好", "您好！", "在吗？", "Hello 助手", "你好啊老师", "请问"])
+@pytest.mark.parametrize(
+    "message", ["你好", "您好！", "在吗？", "Hello 助手", "你好啊老师", "请问", "你能做什么？", "怎么用", "help"]
+)
 def test_a_greeting_is_told_what_the_assistant_answers(message):
     text = reply(message, TOWNS)
     assert text and "甲镇、乙镇" in text and "例如" in text
@@ -22,7 +24,15 @@ def test_thanks_get_a_short_reply(message):
 
 
 @pytest.mark.parametrize(
-    "message", ["你好，私自宰羊归谁管", "请问低保谁审核", "第一书记好", "好的，那半截沟呢", "收到的材料谁审核"]
+    "message",
+    [
+        "你好，私自宰羊归谁管",
+        "请问低保谁审核",
+        "第一书记好",
+        "好的，那半截沟呢",
+        "收到的材料谁审核",
+        "镇上能帮助困难户吗",
+    ],
 )
 def test_anything_more_is_a_question(message):
     assert reply(message, TOWNS) is None

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 GREETINGS = re.compile(
     r"你们?好|您好|大家好|在吗|在不在|有人吗|哈喽|嗨|hi|hello|早上好|上午好|中午好|下午好|晚上好|早安|打扰了|请问"
-)
+    r"|你是谁|你能做什么|你会什么|你能干什?么|能问什么|可以问什么|怎么用|怎么使用|有什么功能|使用说明|帮助|help"
+)  # a greeting, or a question about the assistant itself: both are told what it answers
 THANKS = re.compile(r"谢谢|多谢|感谢|谢了|辛苦了|好的|收到|明白了|知道了|懂了|ok|再见|拜拜")
 # What may surround them: punctuation, particles, forms of address
 _AROUND = re.compile(r"[\W_]|[啊呀哈呢吧哦噢嗯喔啦了的我]|您|你们?|老师|领导|同志|小?助手")
