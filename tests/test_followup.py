@@ -139,6 +139,18 @@ def test_question_without_a_topic_continues_the_previous_one(assistant, catalog)
     assert cited & {i.id for i in assistant.ask(earlier).citations}
 
 
+@pytest.mark.parametrize("question", ["需要什么材料？", "要带啥证件", "在哪办？", "多久能办下来"])
+def test_asking_for_details_continues_the_previous_subject(assistant, catalog, question):
+    """Materials, place, time: what is asked about a subject, not a subject of its own ("需要什么材料"
+    alone was searched and declined with 干部人事档案工作 as its related item)."""
+    earlier = "低保谁审核？"
+    resolution = resolve(question, [Turn(earlier)], catalog)
+    assert resolution.rule == "continue" and resolution.question.startswith(earlier)
+    subject = {i.id for i in assistant.ask(earlier).citations}
+    answer = assistant.ask(question, history=[Turn(earlier)])
+    assert {i.id for i in answer.citations + answer.related} & subject
+
+
 def test_chat_command_resolves_follow_ups_offline(built_settings):
     env = {**os.environ, "DUTY_HOME": str(built_settings.home), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
     env.pop("DUTY_LLM_BASE_URL", None)
