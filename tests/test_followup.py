@@ -165,3 +165,16 @@ def test_chat_command_resolves_follow_ups_offline(built_settings):
     assert done.returncode == 0, done.stderr
     first = done.stdout.index("〔二工镇·配合履职·第22项〕")
     assert done.stdout.index("〔半截沟镇·配合履职·第22项〕", first) > first
+
+
+def test_a_new_subject_after_a_comparison_is_compared(assistant, catalog):
+    """After "两个镇在防汛上有什么不同", "那消防呢" asks the same of 消防 (carried as filters, it was
+    asked of 消防 alone and answered with one township's items first)."""
+    earlier = "两个镇在防汛上有什么不同"
+    resolution = resolve("那消防呢？", [Turn(earlier)], catalog)
+    assert resolution.rule == "compare" and "消防" in resolution.question and "防汛" not in resolution.question
+    answer = assistant.ask("那消防呢？", history=[turn(assistant, earlier)])
+    assert answer.retrieval.query.intent.value == "compare" and answer.retrieval.pairs
+    assert {i.town for i in answer.citations} == set(assistant.kb.towns)
+    assert all("消防" in i.title for i in answer.citations)
+    assert resolve("那二工镇的消防呢", [Turn(earlier)], catalog).rule != "compare"  # one township: not compared

@@ -8,6 +8,7 @@ rewrite fails). A self-contained question passes through unchanged; otherwise, i
 - "这项…" (one item cited)          → that item, named in full;
 - a new topic, number or filter ("那收养登记呢？", "其中交通运输类的呢")
                                     → the question, with the previous question's filters it lacks;
+- after a comparison, a new topic ("那消防呢") → the same comparison of the new topic;
 - "那半截沟镇呢？" / "那配合事项呢"  → the previous question with the township / list swapped (also
                                     when its only other words repeat the previous question's);
 - anything else that leans on context ("具体报给哪个部门？") → previous question + this one.
@@ -98,6 +99,13 @@ def resolve(question: str, history: Sequence[Turn], catalog: Catalog) -> Resolut
     if not _leans_on_context(question, query, topical):
         return Resolution(question, question, query=query)
     before = understand(earlier, catalog)
+    if (
+        topical
+        and before.intent is Intent.COMPARE
+        and query.intent in (Intent.SINGLE, Intent.ENUMERATE)
+        and not query.towns
+    ):
+        return Resolution(question, _compared(earlier, before, question), "compare")
     if topical or query.number is not None or query.departments or query.categories:
         return Resolution(question, _carried_filters(before, query, catalog) + _bare(question), "carry")
     if query.towns or query.lists:
@@ -156,6 +164,17 @@ def _leans_on_context(question: str, query: Query, topical: bool) -> bool:
     if FOLLOWUP_CUE.search(question):
         return not (query.intent is Intent.LOOKUP and query.towns and query.lists)
     return not topical and query.intent is Intent.SINGLE
+
+
+def _compared(earlier: str, before: Query, question: str) -> str:
+    """The earlier comparison asked of the new subject: after "两个镇在防汛上有什么不同", "那消防呢"
+    compares 消防 (carried as filters, it was asked of 消防 alone)."""
+    subject = _bare(question).rstrip("？?。！! ")
+    words = before.topic.split()
+    if len(words) == 1 and words[0] in earlier:
+        return earlier.replace(words[0], subject, 1)
+    towns = "和".join(before.towns) if len(before.towns) >= 2 else "两个镇"
+    return f"{towns}在{subject}上有什么不同？"
 
 
 def _swap_scope(earlier: str, before: Query, query: Query, catalog: Catalog) -> str:
