@@ -7,6 +7,7 @@ answer cites exactly the items the retrieval selected.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from assistant.answering.query import Intent
@@ -69,7 +70,7 @@ def citation_json(item: DutyItem) -> dict:
     }
 
 
-def related_text(items: list[DutyItem]) -> str:
+def related_text(items: Sequence[DutyItem]) -> str:
     """Related items as plain lines, without citation brackets: a client that sends the text
     back as history must not turn them into citations."""
     lines = [f"- {item.town}·{item.list.short}·第{item.number}项「{item.title}」" for item in items]

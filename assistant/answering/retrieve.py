@@ -68,7 +68,7 @@ class Retrieval:
     note: str = ""  # how a set was matched, or why nothing was found
     only: dict[str, list[DutyItem]] = field(default_factory=dict)  # comparison: town → items the other lacks
     pairs: list[Pair] = field(default_factory=list)  # comparison: aligned items
-    refusal: str = ""  # the question was not searched, and why (e.g. too long)
+    refusal: str = ""  # the question was not searched; the reply instead (empty, too long, a greeting)
     compared: tuple[str, ...] = ()  # comparison: the townships compared
     scope: str = ""  # why an abstention is out of scope: "place" (no list for it), "figure" (lists hold none)
     alternatives: list[DutyItem] = field(default_factory=list)  # a second duty about as likely (also cited)
