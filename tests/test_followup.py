@@ -172,7 +172,7 @@ def test_a_new_subject_after_a_comparison_is_compared(assistant, catalog):
     asked of 消防 alone and answered with one township's items first)."""
     earlier = "两个镇在防汛上有什么不同"
     resolution = resolve("那消防呢？", [Turn(earlier)], catalog)
-    assert resolution.rule == "compare" and "消防" in resolution.question and "防汛" not in resolution.question
+    assert resolution.rule == "compare" and resolution.question == "两个镇在消防上有什么不同"
     answer = assistant.ask("那消防呢？", history=[turn(assistant, earlier)])
     assert answer.retrieval.query.intent.value == "compare" and answer.retrieval.pairs
     assert {i.town for i in answer.citations} == set(assistant.kb.towns)

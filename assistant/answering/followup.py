@@ -171,8 +171,10 @@ def _compared(earlier: str, before: Query, question: str) -> str:
     compares 消防 (carried as filters, it was asked of 消防 alone)."""
     subject = _bare(question).rstrip("？?。！! ")
     words = before.topic.split()
-    if len(words) == 1 and words[0] in earlier:
-        return earlier.replace(words[0], subject, 1)
+    if len(words) == 1:
+        core = re.sub(r"(?:上|方面|这块|这一块)$", "", words[0]) or words[0]  # 防汛 of 在防汛上
+        if core in earlier:
+            return earlier.replace(core, subject, 1)
     towns = "和".join(before.towns) if len(before.towns) >= 2 else "两个镇"
     return f"{towns}在{subject}上有什么不同？"
 
