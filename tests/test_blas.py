@@ -22,7 +22,7 @@ def test_questions_are_embedded_with_blas_on_one_thread_in_any_thread(assistant,
         return embed(text)
 
     monkeypatch.setattr(assistant.kb.embedder, "embed_query", watched)
-    monkeypatch.setattr(assistant.retriever, "_last_vector", ("", None))
+    monkeypatch.setattr(assistant.retriever, "_last_vector", (None, None))  # none embedded yet: both embed
     worker = threading.Thread(target=assistant.ask, args=("村里有人私自宰羊，镇里该做什么？",))
     worker.start()
     worker.join(60)

@@ -695,7 +695,7 @@ async def sse(service: Service, question: Question, completion: str) -> AsyncIte
             chunk, answer = step
             if answer is not None:
                 if answer.related:  # the declined text refers to them; a plain chat client shows only text
-                    yield event({"content": answer.full_text()[len(answer.text) :]})
+                    yield event({"content": answer.full_text().removeprefix(answer.text)})
                 yield event({}, "stop", **extras(answer))
                 break
             if chunk:
