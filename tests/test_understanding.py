@@ -203,6 +203,7 @@ def test_the_townships_own_part_set_against_the_part_it_assists_filters_no_list(
     catalog = assistant.retriever.catalog
     across = understand("人大这块，二工镇和半截沟镇哪些自己办、哪些配合县人大？", catalog)
     assert across.intent is Intent.COMPARE and not across.lists
+    assert "自己" not in across.topic, "the own part is a list's frame, as 配合 is: neither stays in the subject"
     result = assistant.retrieve("人大这块，二工镇和半截沟镇哪些自己办、哪些配合县人大？")
     assert {item.list for item in result.cited} == {ListKind.BASIC, ListKind.COORDINATED}
     assert understand("二工镇配合县水利局的事项有哪些", catalog).lists == (ListKind.COORDINATED,)
