@@ -139,7 +139,7 @@ def test_question_without_a_topic_continues_the_previous_one(assistant, catalog)
     assert cited & {i.id for i in assistant.ask(earlier).citations}
 
 
-@pytest.mark.parametrize("question", ["需要什么材料？", "要带啥证件", "在哪办？", "多久能办下来"])
+@pytest.mark.parametrize("question", ["需要什么材料？", "要带啥证件", "在哪办？", "多久能办下来", "什么时候能批下来？"])
 def test_asking_for_details_continues_the_previous_subject(assistant, catalog, question):
     """Materials, place, time: what is asked about a subject, not a subject of its own ("需要什么材料"
     alone was searched and declined with 干部人事档案工作 as its related item)."""
